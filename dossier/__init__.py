@@ -1,0 +1,1 @@
+"""The encrypted session dossier: models, crypto, blob store and the services around them."""

@@ -1,0 +1,1 @@
+"""Who someone is: DigiD for residents, sign-on for staff, pseudonyms, roles."""

@@ -1,0 +1,237 @@
+"""The audit log: append-only, hash-chained, free of personal data.
+
+    entry_hash = SHA-256("balie-audit-v1\\0" || prev_hash || canonical entry)
+
+where the canonical entry is the fields joined by U+001F (unit separator), which no field may
+contain: sequence number, UTC time (ISO 8601, microseconds), actor, action, object type, object
+reference, result and the detail as canonical JSON. The first event's `prev_hash` is 32 zero
+bytes. Appends are serialised so that sequence numbers have no gaps: by a transaction-scoped
+advisory lock on PostgreSQL and by `BEGIN IMMEDIATE` (see `dossier.db`) on SQLite.
+
+This module imports nothing from `dossier` but its database plumbing, so every package can
+record events from inside its own transactions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
+
+from retention.errors import InvalidAuditEvent
+from retention.models import AuditEvent, AuditHead
+
+__all__ = [
+    "GENESIS_HASH",
+    "Actor",
+    "ChainReport",
+    "canonical_entry",
+    "chain_hash",
+    "record_event",
+    "verify_chain",
+]
+
+DOMAIN_TAG = b"balie-audit-v1\0"
+GENESIS_HASH = "0" * 64
+_SEP = "\x1f"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Any constant works as long as every process uses the same one: it names "the audit log".
+_PG_LOCK_KEY = 0x42A11E_A0D17
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who did something, as a pseudonymous reference: `role:ref`.
+
+    Residents appear by pseudonym, staff by employee id, machines by job name; never by BSN.
+    """
+
+    role: str
+    ref: str
+
+    def __str__(self) -> str:
+        return f"{self.role}:{self.ref}"
+
+    @classmethod
+    def system(cls, job: str) -> Actor:
+        return cls("system", job)
+
+    @classmethod
+    def operator(cls, name: str) -> Actor:
+        return cls("operator", name)
+
+
+def _timestamp(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_entry(
+    *,
+    seq: int,
+    occurred_at: dt.datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_ref: str,
+    result: str,
+    detail: str,
+) -> bytes:
+    """The exact bytes an event's hash covers."""
+    return _SEP.join(
+        (str(seq), _timestamp(occurred_at), actor, action, object_type, object_ref, result, detail)
+    ).encode("utf-8")
+
+
+def chain_hash(prev_hash: str, canonical: bytes) -> str:
+    """The entry hash of an event with `canonical` bytes following `prev_hash`."""
+    return hashlib.sha256(DOMAIN_TAG + bytes.fromhex(prev_hash) + canonical).hexdigest()
+
+
+def _field(name: str, value: str, limit: int) -> str:
+    if not value or len(value) > limit or _CONTROL.search(value):
+        raise InvalidAuditEvent(
+            f"audit field {name} must be 1 to {limit} printable characters, got {value!r}"
+        )
+    return value
+
+
+async def record_event(
+    session: AsyncSession,
+    *,
+    at: dt.datetime,
+    actor: Actor | str,
+    action: str,
+    object_type: str,
+    object_ref: str,
+    result: str = "ok",
+    detail: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event inside the caller's transaction; it commits or rolls back with it.
+
+    Callers pass pseudonymous references only. Raises InvalidAuditEvent for a field that is
+    empty, too long or contains control characters.
+    """
+    actor_s = _field("actor", str(actor), 160)
+    action = _field("action", action, 64)
+    object_type = _field("object_type", object_type, 32)
+    object_ref = _field("object_ref", object_ref, 64)
+    result = _field("result", result, 32)
+    detail_s = json.dumps(dict(detail or {}), sort_keys=True, separators=(",", ":"))
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    head = (
+        await session.execute(select(AuditHead).where(col(AuditHead.id) == 1))
+    ).scalar_one_or_none()
+    seq = 1 if head is None else head.seq + 1
+    prev = GENESIS_HASH if head is None else head.entry_hash
+    canonical = canonical_entry(
+        seq=seq,
+        occurred_at=at,
+        actor=actor_s,
+        action=action,
+        object_type=object_type,
+        object_ref=object_ref,
+        result=result,
+        detail=detail_s,
+    )
+    event = AuditEvent(
+        seq=seq,
+        occurred_at=at,
+        actor=actor_s,
+        action=action,
+        object_type=object_type,
+        object_ref=object_ref,
+        result=result,
+        detail=detail_s,
+        prev_hash=prev,
+        entry_hash=chain_hash(prev, canonical),
+    )
+    session.add(event)
+    if head is None:
+        session.add(AuditHead(id=1, seq=seq, entry_hash=event.entry_hash))
+    else:
+        head.seq, head.entry_hash = seq, event.entry_hash
+    await session.flush()
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """Outcome of walking the chain: `ok`, how many events, and the first bad one."""
+
+    ok: bool
+    count: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+def check_rows(
+    rows: Iterable[tuple[Any, ...]], *, expected_seq: int, prev: str
+) -> tuple[int, str, int | None, str]:
+    """Check consecutive rows `(seq, occurred_at, actor, action, object_type, object_ref,
+    result, detail, prev_hash, entry_hash)`; returns (next seq, last hash, bad seq, reason)."""
+    sha256 = hashlib.sha256
+    for seq, at, actor, action, otype, oref, result, detail, prev_hash, entry_hash in rows:
+        if seq != expected_seq:
+            return expected_seq, prev, expected_seq, f"event {expected_seq} is missing"
+        if prev_hash != prev:
+            return seq, prev, seq, f"event {seq} does not follow event {seq - 1}"
+        canonical = _SEP.join(
+            (str(seq), _timestamp(at), actor, action, otype, oref, result, detail)
+        ).encode("utf-8")
+        if sha256(DOMAIN_TAG + bytes.fromhex(prev) + canonical).hexdigest() != entry_hash:
+            return seq, prev, seq, f"event {seq} was altered"
+        prev = entry_hash
+        expected_seq += 1
+    return expected_seq, prev, None, ""
+
+
+async def verify_chain(engine: AsyncEngine, *, batch: int = 5000) -> ChainReport:
+    """Walk the whole chain in order and report the first event that breaks it.
+
+    Detects an edited row (hash), a deleted row (gap), a reordered or replaced row (prev hash)
+    and a cut-off tail (head points past the last row).
+    """
+    cols = AuditEvent.__table__.c  # type: ignore[attr-defined]
+    query = select(
+        cols.seq,
+        cols.occurred_at,
+        cols.actor,
+        cols.action,
+        cols.object_type,
+        cols.object_ref,
+        cols.result,
+        cols.detail,
+        cols.prev_hash,
+        cols.entry_hash,
+    ).order_by(cols.seq)
+    expected, prev = 1, GENESIS_HASH
+    async with engine.connect() as conn:
+        head = (await conn.execute(select(col(AuditHead.seq), col(AuditHead.entry_hash)))).first()
+        head_seq, head_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
+        result = await conn.stream(query.execution_options(yield_per=batch))
+        async for rows in result.partitions(batch):
+            expected, prev, bad, reason = check_rows(rows, expected_seq=expected, prev=prev)
+            if bad is not None:
+                return ChainReport(False, expected - 1, head_seq, head_hash, bad, reason)
+    count = expected - 1
+    if count < head_seq:
+        reason = f"the log ends at event {count} but its head records event {head_seq}"
+        return ChainReport(False, count, head_seq, head_hash, count + 1, reason)
+    if count > head_seq:
+        reason = f"event {head_seq + 1} was appended behind the head's back"
+        return ChainReport(False, count, head_seq, head_hash, head_seq + 1, reason)
+    if prev != head_hash:
+        reason = f"event {count} does not match the head's hash"
+        return ChainReport(False, count, head_seq, head_hash, count, reason)
+    return ChainReport(True, count, head_seq, head_hash)

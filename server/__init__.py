@@ -1,0 +1,1 @@
+"""The aiohttp application, its settings, command line and migrations."""

@@ -1,0 +1,45 @@
+"""The application factory. Nothing happens at import time; the CLI and tests share this."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from dossier.db import Clock, DatabaseClock
+from server import health
+from server.appkeys import CLOCK, DOSSIER_STORE, ENGINE, SETTINGS
+from server.middlewares import error_middleware
+from server.migrate import upgrade_to_head
+from server.resources import make_store, open_engine, recover
+from server.settings import Settings
+
+__all__ = ["create_app"]
+
+# Requests that carry JSON are small; document uploads (issue 5) stream past this limit.
+MAX_JSON_BODY = 64 * 1024
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """Build the Balie application for `settings`; resources open when it starts."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_JSON_BODY)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or DatabaseClock()
+    app.cleanup_ctx.append(database)
+    health.add_routes(app.router)
+    return app
+
+
+async def database(app: web.Application) -> AsyncIterator[None]:
+    """Engine, migrations, dossier store and crash recovery; the engine is disposed at exit."""
+    settings = app[SETTINGS]
+    engine = open_engine(settings)
+    try:
+        if settings.migrate_on_start:
+            await upgrade_to_head(engine)
+        store = make_store(settings, engine, app[CLOCK])
+        app[ENGINE], app[DOSSIER_STORE] = engine, store
+        await recover(store)
+        yield
+    finally:
+        await engine.dispose()

@@ -1,0 +1,17 @@
+"""Every piece of shared application state, under a typed key. Nothing lives in globals."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dossier.db import Clock
+from dossier.store import DossierStore
+from server.settings import Settings
+
+__all__ = ["CLOCK", "DOSSIER_STORE", "ENGINE", "SETTINGS"]
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+DOSSIER_STORE = web.AppKey("dossier_store", DossierStore)
+CLOCK = web.AppKey("clock", Clock)

@@ -1,0 +1,405 @@
+"""The `balie` command: serve, migrate, keys, audit, and dossier commands for operators.
+
+Every command builds its resources from the same `Settings` as the server, runs one service
+call and disposes of what it opened. Operator actions are audited as `operator:<name>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from aiohttp import web
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+
+from dossier import errors as dossier_errors
+from dossier.appointments import BookedAppointment, cancel_appointment, create_appointment
+from dossier.chat import ChatEntry, append_chat_message, list_chat_messages
+from dossier.crypto.keyring import kek_id_for
+from dossier.db import DatabaseClock
+from dossier.documents import DocumentInfo, list_documents, open_document, store_document
+from dossier.models import DataKey, Tombstone, TombstoneOutcome
+from dossier.shredding import destroy_dossier
+from dossier.store import DossierStore
+from identity import errors as identity_errors
+from identity.pseudonym import bsn_pseudonym
+from retention import errors as retention_errors
+from retention.audit import Actor, ChainReport, verify_chain
+from server.app import create_app
+from server.demo import seed_demo
+from server.migrate import current_revision, head_revision, upgrade_to_head
+from server.resources import make_store, open_engine
+from server.settings import Settings
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+_DOMAIN_ERRORS = (
+    dossier_errors.DossierError,
+    identity_errors.IdentityError,
+    retention_errors.RetentionError,
+)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Resources:
+    settings: Settings
+    engine: AsyncEngine
+    store: DossierStore
+
+
+def _run(work: Callable[[_Resources], Coroutine[Any, Any, T]], *, migrate: bool = True) -> T:
+    """Open engine and store, run `work`, close everything; domain errors become messages."""
+
+    async def runner() -> T:
+        settings = _settings()
+        engine = open_engine(settings)
+        try:
+            if migrate:
+                await upgrade_to_head(engine)
+            store = make_store(settings, engine, DatabaseClock())
+            return await work(_Resources(settings, engine, store))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(runner())
+    except _DOMAIN_ERRORS as exc:
+        raise click.ClickException(f"{exc.code}: {exc}") from None
+
+
+def _operator(ctx: click.Context) -> Actor:
+    return Actor.operator(ctx.find_root().params.get("operator") or "cli")
+
+
+@click.group()
+@click.option("--operator", default="cli", help="Name recorded in the audit log for this action.")
+def main(operator: str) -> None:
+    """Balie, the digital counter: operator commands."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default from BALIE_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default from BALIE_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the web server (migrates to head first)."""
+    settings = _settings()
+    web.run_app(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@main.command()
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+def demo(host: str | None, port: int | None) -> None:
+    """Seed demo departments, services and appointments, then serve with links printed."""
+    settings = _settings()
+    if not settings.is_development:
+        raise click.ClickException("the demo runs only with BALIE_ENVIRONMENT=dev or test")
+    booked = _run(lambda res: seed_demo(res.store, actor=Actor.system("demo")))
+    host, port = host or settings.host, port or settings.port
+    base = f"http://{host}:{port}"
+    click.echo("Balie demo")
+    click.echo(f"  data directory : {settings.data_dir.resolve()}")
+    click.echo(f"  liveness       : {base}/healthz")
+    click.echo(f"  readiness      : {base}/readyz")
+    click.echo("  sample appointments (try `balie dossier chat <dossier> 'Hallo'`):")
+    for line in booked:
+        click.echo(f"    {line}")
+    web.run_app(create_app(settings), host=host, port=port, print=lambda text: click.echo(text))
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the schema to the newest migration."""
+
+    async def work(res: _Resources) -> str | None:
+        return await current_revision(res.engine)
+
+    click.echo(f"database at {_run(work, migrate=True)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the schema's migration and the newest one available."""
+
+    async def work(res: _Resources) -> str | None:
+        return await current_revision(res.engine)
+
+    current = _run(work, migrate=False)
+    click.echo(f"current: {current or 'empty database'}; head: {head_revision()}")
+
+
+@main.group()
+def keys() -> None:
+    """Key-encryption keys (one per calendar month)."""
+
+
+@keys.command("status")
+def keys_status() -> None:
+    """List KEKs and how many dossiers each still protects; exit 1 if one in use is missing."""
+
+    async def work(res: _Resources) -> list[str]:
+        async with res.store.sessions() as session:
+            now = await res.store.clock.now(session)
+            query = select(col(DataKey.kek_id), func.count()).group_by(col(DataKey.kek_id))
+            counts: dict[str, int] = {k: n for k, n in (await session.execute(query)).tuples()}
+        present = {info.key_id for info in res.store.keyring.list_keys()}
+        current = kek_id_for(now)
+        state = "present" if current in present else "missing"
+        lines = [f"current month's key: {current} ({state})"]
+        for key_id in sorted(present | set(counts)):
+            state = "present" if key_id in present else "MISSING"
+            lines.append(f"{key_id}  {state:8}  wraps {counts.get(key_id, 0)} dossier key(s)")
+        missing = sorted(k for k in counts if k not in present)
+        if missing:
+            lines.append(f"error: keys in use but missing from the keyring: {', '.join(missing)}")
+        return lines
+
+    lines = _run(work)
+    for line in lines:
+        click.echo(line)
+    if any(line.startswith("error:") for line in lines):
+        sys.exit(1)
+
+
+@keys.command("create")
+@click.option("--month", default=None, help="YYYYMM; default the current and the next month.")
+def keys_create(month: str | None) -> None:
+    """Create KEKs ahead of time (required in production, where none are made on demand)."""
+
+    async def work(res: _Resources) -> list[str]:
+        async with res.store.sessions() as session:
+            now = await res.store.clock.now(session)
+        if month is not None:
+            ids = [f"kek-{month}"]
+        else:
+            next_month = (now.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+            ids = [kek_id_for(now), kek_id_for(next_month)]
+        return [f"{k}: {'created' if res.store.keyring.create(k) else 'exists'}" for k in ids]
+
+    for line in _run(work):
+        click.echo(line)
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the chain; print OK and the count, or the first bad sequence number (exit 1)."""
+
+    async def work(res: _Resources) -> ChainReport:
+        return await verify_chain(res.engine)
+
+    report = _run(work, migrate=False)
+    if report.ok:
+        click.echo(f"OK: {report.count} events, head {report.head_seq} {report.head_hash}")
+        return
+    click.echo(f"BROKEN at sequence number {report.first_bad_seq}: {report.reason}", err=True)
+    sys.exit(1)
+
+
+@main.group()
+def appointment() -> None:
+    """Book and cancel appointments."""
+
+
+def _parse_time(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"{value!r} needs a time zone, e.g. {value}+01:00")
+    return moment
+
+
+@appointment.command("create")
+@click.option("--department", required=True, help="Department code, e.g. burgerzaken.")
+@click.option("--service", required=True, help="Service type code, e.g. geboorteaangifte.")
+@click.option("--start", "start", required=True, help="ISO 8601 with time zone.")
+@click.option("--minutes", type=click.IntRange(5, 480), default=30, show_default=True)
+@click.option("--bsn", default=None, help="Book for this BSN (stored only as a pseudonym).")
+@click.pass_context
+def appointment_create(
+    ctx: click.Context, department: str, service: str, start: str, minutes: int, bsn: str | None
+) -> None:
+    """Book an appointment; prints the appointment id, dossier id and deadline."""
+    starts_at = _parse_time(start)
+
+    async def work(res: _Resources) -> BookedAppointment:
+        key = res.settings.pseudonym_key.get_secret_value().encode()
+        pseudonym = bsn_pseudonym(key, bsn) if bsn else None
+        return await create_appointment(
+            res.store,
+            actor=_operator(ctx),
+            department=department,
+            service_type=service,
+            starts_at=starts_at,
+            ends_at=starts_at + dt.timedelta(minutes=minutes),
+            resident_pseudonym=pseudonym,
+        )
+
+    booked = _run(work)
+    click.echo(f"appointment {booked.appointment.id}")
+    click.echo(f"dossier     {booked.dossier.id}")
+    click.echo(f"deadline    {booked.dossier.deadline.isoformat()}")
+
+
+@appointment.command("cancel")
+@click.argument("appointment_id", type=click.UUID)
+@click.pass_context
+def appointment_cancel(ctx: click.Context, appointment_id: uuid.UUID) -> None:
+    """Cancel an appointment; its dossier is destroyed at once."""
+
+    async def work(res: _Resources) -> Tombstone:
+        return await cancel_appointment(
+            res.store, actor=_operator(ctx), appointment_id=appointment_id
+        )
+
+    tombstone = _run(work)
+    click.echo(f"cancelled; dossier {tombstone.dossier_id} {tombstone.outcome}")
+
+
+@main.group()
+def dossier() -> None:
+    """Read and write dossier content (every read is audited)."""
+
+
+@dossier.command("chat")
+@click.argument("dossier_id", type=click.UUID)
+@click.argument("text")
+@click.pass_context
+def dossier_chat(ctx: click.Context, dossier_id: uuid.UUID, text: str) -> None:
+    """Append a chat message."""
+
+    async def work(res: _Resources) -> ChatEntry:
+        return await append_chat_message(
+            res.store, actor=_operator(ctx), dossier_id=dossier_id, text=text
+        )
+
+    click.echo(f"message {_run(work).message_id}")
+
+
+@dossier.command("chat-list")
+@click.argument("dossier_id", type=click.UUID)
+@click.pass_context
+def dossier_chat_list(ctx: click.Context, dossier_id: uuid.UUID) -> None:
+    """Print the decrypted chat of a dossier."""
+
+    async def work(res: _Resources) -> list[ChatEntry]:
+        return await list_chat_messages(res.store, actor=_operator(ctx), dossier_id=dossier_id)
+
+    for entry in _run(work):
+        click.echo(f"{entry.sent_at.isoformat()} [{entry.sender_role}] {entry.text}")
+
+
+@dossier.command("put")
+@click.argument("dossier_id", type=click.UUID)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--media-type", default="application/octet-stream", show_default=True)
+@click.pass_context
+def dossier_put(ctx: click.Context, dossier_id: uuid.UUID, path: Path, media_type: str) -> None:
+    """Store a file in the dossier, encrypted."""
+
+    async def work(res: _Resources) -> DocumentInfo:
+        return await store_document(
+            res.store,
+            actor=_operator(ctx),
+            dossier_id=dossier_id,
+            name=path.name,
+            media_type=media_type,
+            content=_read_file(path),
+        )
+
+    info = _run(work)
+    click.echo(f"document {info.document_id} ({info.size} bytes, sha256 {info.sha256})")
+
+
+async def _read_file(path: Path, chunk: int = 1 << 20) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        while data := await asyncio.to_thread(handle.read, chunk):
+            yield data
+
+
+@dossier.command("documents")
+@click.argument("dossier_id", type=click.UUID)
+@click.pass_context
+def dossier_documents(ctx: click.Context, dossier_id: uuid.UUID) -> None:
+    """List the dossier's documents."""
+
+    async def work(res: _Resources) -> list[DocumentInfo]:
+        return await list_documents(res.store, actor=_operator(ctx), dossier_id=dossier_id)
+
+    for info in _run(work):
+        click.echo(f"{info.document_id}  {info.size:>10}  {info.media_type:24}  {info.name}")
+
+
+@dossier.command("get")
+@click.argument("dossier_id", type=click.UUID)
+@click.argument("document_id", type=click.UUID)
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def dossier_get(
+    ctx: click.Context, dossier_id: uuid.UUID, document_id: uuid.UUID, out: Path
+) -> None:
+    """Decrypt a document into OUT (removed again if it fails to authenticate)."""
+
+    async def work(res: _Resources) -> int:
+        opened = await open_document(
+            res.store, actor=_operator(ctx), dossier_id=dossier_id, document_id=document_id
+        )
+        written = 0
+        try:
+            with out.open("wb") as handle:
+                async for piece in opened.content:
+                    await asyncio.to_thread(handle.write, piece)
+                    written += len(piece)
+        except BaseException:
+            await asyncio.to_thread(out.unlink, missing_ok=True)
+            raise
+        return written
+
+    click.echo(f"wrote {_run(work)} bytes to {out}")
+
+
+@dossier.command("destroy")
+@click.argument("dossier_id", type=click.UUID)
+@click.pass_context
+def dossier_destroy(ctx: click.Context, dossier_id: uuid.UUID) -> None:
+    """Crypto-shred a dossier now, leaving its tombstone (idempotent)."""
+
+    async def work(res: _Resources) -> Tombstone:
+        return await destroy_dossier(
+            res.store,
+            actor=_operator(ctx),
+            dossier_id=dossier_id,
+            outcome=TombstoneOutcome.DESTROYED_BY_OPERATOR,
+        )
+
+    tombstone = _run(work)
+    click.echo(f"dossier {tombstone.dossier_id}: {tombstone.outcome} at {tombstone.removed_at}")

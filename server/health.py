@@ -1,0 +1,54 @@
+"""Liveness and readiness, for the load balancer and for operators."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from aiohttp import web
+from sqlalchemy import text
+
+from dossier.errors import DossierError
+from server.appkeys import DOSSIER_STORE, ENGINE
+from server.migrate import current_revision, head_revision
+
+__all__ = ["add_routes"]
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and serving; says nothing about its dependencies."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to serve: database reachable, keyring usable, schema at head. 503 otherwise."""
+    checks: dict[str, str] = {}
+    engine = request.app[ENGINE]
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        current, head = await current_revision(engine), head_revision()
+        checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
+    except Exception as exc:  # any failure here means "not ready", reported, never raised
+        log.warning("readiness: database check failed: %s", exc)
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["migrations"] = "unknown"
+    try:
+        key_id, _ = request.app[DOSSIER_STORE].keyring.key_for_wrapping(dt.datetime.now(dt.UTC))
+        checks["keyring"] = "ok"
+        checks["current_kek"] = key_id
+    except DossierError as exc:
+        checks["keyring"] = str(exc)
+    ready = all(v == "ok" for k, v in checks.items() if k != "current_kek")
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/healthz", healthz)
+    router.add_get("/readyz", readyz)

@@ -1,0 +1,67 @@
+"""One place where domain errors become HTTP responses: `{"code": ..., "message": ...}`."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from dossier import errors as dossier_errors
+from identity import errors as identity_errors
+from retention import errors as retention_errors
+
+__all__ = ["error_middleware", "error_response", "status_for"]
+
+log = logging.getLogger(__name__)
+
+# Most specific class first: the first isinstance match decides the status.
+_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (dossier_errors.DossierNotFound, 404),
+    (dossier_errors.DossierDestroyed, 410),
+    (dossier_errors.InvalidState, 409),
+    (dossier_errors.DocumentTooLarge, 413),
+    (dossier_errors.InvalidInput, 422),
+    (dossier_errors.KeyUnavailable, 503),
+    (dossier_errors.IntegrityError, 500),
+    (identity_errors.IdentityError, 401),
+    (retention_errors.InvalidAuditEvent, 422),
+)
+
+DomainError = (
+    dossier_errors.DossierError | identity_errors.IdentityError | retention_errors.RetentionError
+)
+
+
+def status_for(exc: Exception) -> int:
+    """The HTTP status for a domain error."""
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    """The JSON error body every endpoint uses."""
+    return web.json_response({"code": code, "message": message}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn domain errors and aiohttp's HTTP errors into JSON with a stable code."""
+    try:
+        return await handler(request)
+    except (
+        dossier_errors.DossierError,
+        identity_errors.IdentityError,
+        retention_errors.RetentionError,
+    ) as exc:
+        status = status_for(exc)
+        if status >= 500:
+            log.error("%s on %s %s: %s", exc.code, request.method, request.path, exc)
+        return error_response(status, exc.code, str(exc))
+    except web.HTTPException as exc:
+        if exc.empty_body or exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return error_response(exc.status, code, exc.text or exc.reason)

@@ -1,0 +1,71 @@
+"""Balie's configuration: one typed object, read once from the environment (prefix BALIE_)."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["PLACEHOLDER_SECRET", "Environment", "Settings"]
+
+# Good enough to run the demo and the tests; refused in production (see _refuse_placeholders).
+PLACEHOLDER_SECRET = "dev-only-not-a-secret-change-me-0000000000"  # noqa: S105
+
+
+class Environment(enum.StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Everything Balie reads from outside. Nothing else looks at `os.environ`."""
+
+    model_config = SettingsConfigDict(env_prefix="BALIE_", env_file=None, extra="forbid")
+
+    environment: Environment = Environment.DEV
+    data_dir: Path = Path("var")
+    database_url: str = Field(
+        default="", description="SQLAlchemy async URL; empty means SQLite in data_dir/balie.db"
+    )
+    key_dir: Path | None = Field(default=None, description="KEK files; default data_dir/keys")
+    blob_dir: Path | None = Field(
+        default=None, description="sealed documents; default data_dir/blobs"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    pseudonym_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    document_segment_size: int = Field(default=1 << 20, ge=4096, le=16 << 20)
+    migrate_on_start: bool = True
+
+    @property
+    def is_development(self) -> bool:
+        """dev and test: keys are made on demand and the DigiD test IdP may run."""
+        return self.environment in (Environment.DEV, Environment.TEST)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'balie.db'}"
+
+    @property
+    def resolved_key_dir(self) -> Path:
+        return self.key_dir or self.data_dir / "keys"
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            secret = self.pseudonym_key.get_secret_value()
+            if secret == PLACEHOLDER_SECRET or len(secret) < 32:
+                raise ValueError(
+                    "BALIE_PSEUDONYM_KEY must be set to a random secret of at least 32 characters "
+                    "in production (the development placeholder is refused)"
+                )
+            if not self.database_url:
+                raise ValueError("BALIE_DATABASE_URL must be set explicitly in production")
+        return self
