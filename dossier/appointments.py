@@ -119,6 +119,8 @@ async def create_appointment(
         raise InvalidInput(f"appointment ends ({ends_at.isoformat()}) before it starts")
     async with store.sessions() as session, session.begin():
         now = await store.clock.now(session)
+        if ends_at <= now:
+            raise InvalidInput(f"appointment ending {ends_at.isoformat()} is over already")
         dept = await _by_code(session, Department, department)
         service = await _by_code(session, ServiceType, service_type)
         appointment = Appointment(

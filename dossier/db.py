@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.types import DateTime, TypeDecorator
 
 __all__ = [
+    "NO_TRANSACTION",
     "Clock",
     "DatabaseClock",
     "ManualClock",
@@ -80,7 +81,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Execution option for the rare statement that must run outside any transaction on SQLite
+# (a WAL checkpoint): `session.connection(execution_options={NO_TRANSACTION: True})`.
+NO_TRANSACTION = "balie_sqlite_no_transaction"
+
+
 def _sqlite_begin(conn: Any) -> None:
+    if conn.get_execution_options().get(NO_TRANSACTION):
+        return
     # Nearly every transaction in Balie writes (every read of dossier content is an audit
     # event). A deferred transaction that later upgrades to a write lock fails at once with
     # SQLITE_BUSY instead of waiting, so every transaction takes the write lock up front and

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlmodel import col
 
+from dossier.db import NO_TRANSACTION
 from dossier.errors import DossierNotFound
 from dossier.models import (
     Appointment,
@@ -91,6 +92,8 @@ async def destroy_dossier(
                 detail={"kek": key.kek_id},
             )
 
+    await _flush_deleted_key(store)
+
     # Step 3: remove the (now undecryptable) blobs.
     async with store.sessions() as session:
         query = select(col(Document.blob_ref)).where(col(Document.dossier_id) == dossier_id)
@@ -148,6 +151,19 @@ async def destroy_dossier(
         return await _tombstone(store, dossier_id)
     log.info("dossier %s destroyed (%s)", dossier_id, outcome.value)
     return tombstone
+
+
+async def _flush_deleted_key(store: DossierStore) -> None:
+    """On SQLite, move the zeroed page of the deleted key from the WAL into the database file.
+
+    With `secure_delete` the new page version is zeroed, but the old one stays in the
+    write-ahead log until a checkpoint. Best effort: a busy reader only postpones it to the
+    next automatic checkpoint. (PostgreSQL keeps dead tuples until VACUUM; see deploy notes.)
+    """
+    async with store.sessions() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            conn = await session.connection(execution_options={NO_TRANSACTION: True})
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 async def _tombstone(store: DossierStore, dossier_id: uuid.UUID) -> Tombstone:

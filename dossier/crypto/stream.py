@@ -213,13 +213,17 @@ async def decrypt_stream(
                 f"document {document_id} segment {index} does not authenticate"
             ) from None
 
-    async for chunk in iterator:
-        buffer += chunk
+    while True:
+        # Only a segment known to be followed by more data may be opened as "not last".
         while len(buffer) > sealed:
             segment = bytes(buffer[:sealed])
             del buffer[:sealed]
             yield open_segment(segment, False)
             index += 1
+        chunk = await anext(iterator, None)
+        if chunk is None:
+            break
+        buffer += chunk
     if len(buffer) < TAG_BYTES:
         raise IntegrityError(f"document {document_id} is truncated")
     yield open_segment(bytes(buffer), True)

@@ -1,0 +1,45 @@
+"""Helpers the tests share (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+
+from dossier.appointments import BookedAppointment, create_appointment
+from dossier.db import ManualClock
+from dossier.store import DossierStore
+from retention.audit import Actor
+
+CLERK = Actor("clerk", "emp-1001")
+RESIDENT = Actor("resident", "pseudo-" + "a" * 16)
+
+
+async def book(
+    store: DossierStore,
+    clock: ManualClock,
+    *,
+    service: str = "geboorteaangifte",
+    starts_at: dt.datetime | None = None,
+    resident_pseudonym: str | None = None,
+) -> BookedAppointment:
+    """Book an appointment (by default an hour from the clock's now)."""
+    starts = starts_at or clock.current + dt.timedelta(hours=1)
+    return await create_appointment(
+        store,
+        actor=CLERK,
+        department="burgerzaken",
+        service_type=service,
+        starts_at=starts,
+        ends_at=starts + dt.timedelta(minutes=30),
+        resident_pseudonym=resident_pseudonym,
+    )
+
+
+async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    """`data` as an async byte stream, the way an upload arrives."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def collect(stream: AsyncIterator[bytes]) -> bytes:
+    return b"".join([piece async for piece in stream])
