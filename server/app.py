@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -10,11 +11,13 @@ from dossier.db import Clock, DatabaseClock
 from server import health
 from server.appkeys import CLOCK, DOSSIER_STORE, ENGINE, SETTINGS
 from server.middlewares import error_middleware
-from server.migrate import upgrade_to_head
+from server.migrate import current_revision, head_revision, upgrade_to_head
 from server.resources import make_store, open_engine, recover
 from server.settings import Settings
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 # Requests that carry JSON are small; document uploads (issue 5) stream past this limit.
 MAX_JSON_BODY = 64 * 1024
@@ -39,7 +42,12 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             await upgrade_to_head(engine)
         store = make_store(settings, engine, app[CLOCK])
         app[ENGINE], app[DOSSIER_STORE] = engine, store
-        await recover(store)
+        current, head = await current_revision(engine), head_revision()
+        if current == head:
+            await recover(store)
+        else:
+            # Serve anyway so that /readyz can say what is wrong; the balancer keeps traffic away.
+            log.warning("schema is at %s, not %s: run `balie db upgrade`", current, head)
         yield
     finally:
         await engine.dispose()

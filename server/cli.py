@@ -164,7 +164,7 @@ def keys_status() -> None:
         async with res.store.sessions() as session:
             now = await res.store.clock.now(session)
             query = select(col(DataKey.kek_id), func.count()).group_by(col(DataKey.kek_id))
-            counts: dict[str, int] = {k: n for k, n in (await session.execute(query)).tuples()}
+            counts: dict[str, int] = {k: n for k, n in (await session.execute(query)).all()}
         present = {info.key_id for info in res.store.keyring.list_keys()}
         current = kek_id_for(now)
         state = "present" if current in present else "missing"

@@ -23,6 +23,7 @@ from dossier.models import Document
 from dossier.store import DossierStore
 from retention.audit import verify_chain
 from retention.models import AuditEvent
+
 from support import CLERK, RESIDENT, book, chunks, collect
 
 MIB = 1 << 20

@@ -36,6 +36,7 @@ from dossier.models import (
 from dossier.shredding import destroy_dossier, finish_interrupted_destructions
 from retention.audit import Actor, verify_chain
 from retention.models import AuditEvent
+
 from support import CLERK, RESIDENT, book, chunks, collect
 
 SYSTEM = Actor.system("test")

@@ -1,0 +1,207 @@
+"""The audit log: appends chain, and any edit, deletion or truncation is found at its place."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import delete, select, update
+from sqlmodel import col
+
+from retention.audit import Actor, record_event, verify_chain
+from retention.errors import InvalidAuditEvent
+from retention.models import AuditEvent, AuditHead
+from server.cli import main
+
+ACTOR = Actor("clerk", "emp-7")
+
+
+async def append(store, count: int, start: int = 0) -> None:
+    for i in range(start, start + count):
+        async with store.sessions() as session, session.begin():
+            await record_event(
+                session,
+                at=dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC) + dt.timedelta(seconds=i),
+                actor=ACTOR,
+                action="test.event",
+                object_type="dossier",
+                object_ref=f"ref-{i}",
+                detail={"i": i, "note": "geen persoonsgegevens"},
+            )
+
+
+def engine_of(store):
+    return store.sessions.kw["bind"]
+
+
+async def tamper(store, statement) -> None:
+    async with store.sessions() as session, session.begin():
+        await session.execute(statement)
+
+
+@pytest.fixture
+async def chain(store):
+    await append(store, 10)
+    return store
+
+
+async def test_intact_chain_verifies(chain):
+    report = await verify_chain(engine_of(chain))
+    assert report.ok
+    assert report.count == report.head_seq == 10
+
+
+async def test_empty_log_verifies(engine):
+    report = await verify_chain(engine)
+    assert report.ok
+    assert report.count == 0
+
+
+async def test_edited_field_is_found_at_its_sequence_number(chain):
+    await tamper(chain, update(AuditEvent).where(col(AuditEvent.seq) == 4).values(action="x"))
+    report = await verify_chain(engine_of(chain))
+    assert not report.ok
+    assert report.first_bad_seq == 4
+    assert "altered" in report.reason
+
+
+async def test_edited_time_is_found(chain):
+    moved = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    await tamper(chain, update(AuditEvent).where(col(AuditEvent.seq) == 7).values(occurred_at=moved))
+    assert (await verify_chain(engine_of(chain))).first_bad_seq == 7
+
+
+async def test_truncated_field_value_is_found(chain):
+    await tamper(
+        chain, update(AuditEvent).where(col(AuditEvent.seq) == 2).values(detail='{"i":2}')
+    )
+    assert (await verify_chain(engine_of(chain))).first_bad_seq == 2
+
+
+async def test_rehashed_edit_is_still_found_by_the_next_event(chain):
+    # An editor who recomputes the edited row's own hash breaks the link to the next one.
+    async with chain.sessions() as session:
+        row = await session.get(AuditEvent, 5)
+    from retention.audit import canonical_entry, chain_hash
+
+    forged = chain_hash(
+        row.prev_hash,
+        canonical_entry(
+            seq=5,
+            occurred_at=row.occurred_at,
+            actor=row.actor,
+            action="forged",
+            object_type=row.object_type,
+            object_ref=row.object_ref,
+            result=row.result,
+            detail=row.detail,
+        ),
+    )
+    await tamper(
+        chain,
+        update(AuditEvent)
+        .where(col(AuditEvent.seq) == 5)
+        .values(action="forged", entry_hash=forged),
+    )
+    report = await verify_chain(engine_of(chain))
+    assert report.first_bad_seq == 6
+    assert "does not follow" in report.reason
+
+
+async def test_deleted_row_is_found(chain):
+    await tamper(chain, delete(AuditEvent).where(col(AuditEvent.seq) == 3))
+    report = await verify_chain(engine_of(chain))
+    assert report.first_bad_seq == 3
+    assert "missing" in report.reason
+
+
+async def test_truncated_tail_is_found(chain):
+    await tamper(chain, delete(AuditEvent).where(col(AuditEvent.seq) > 8))
+    report = await verify_chain(engine_of(chain))
+    assert not report.ok
+    assert report.first_bad_seq == 9
+    assert report.count == 8
+
+
+async def test_appended_forgery_is_found(chain):
+    async with chain.sessions() as session, session.begin():
+        session.add(
+            AuditEvent(
+                seq=11,
+                occurred_at=dt.datetime(2026, 3, 3, tzinfo=dt.UTC),
+                actor="clerk:emp-7",
+                action="test.event",
+                object_type="dossier",
+                object_ref="ref-x",
+                result="ok",
+                detail="{}",
+                prev_hash="0" * 64,
+                entry_hash="0" * 64,
+            )
+        )
+    assert (await verify_chain(engine_of(chain))).first_bad_seq == 11
+
+
+async def test_verify_walks_many_batches(store):
+    await append(store, 25)
+    await tamper(store, update(AuditEvent).where(col(AuditEvent.seq) == 23).values(result="no"))
+    report = await verify_chain(engine_of(store), batch=4)
+    assert report.first_bad_seq == 23
+
+
+async def test_concurrent_appends_leave_no_gaps(store):
+    await asyncio.gather(*(append(store, 5, start=100 * n) for n in range(6)))
+    report = await verify_chain(engine_of(store))
+    assert report.ok
+    assert report.count == 30
+    async with store.sessions() as session:
+        head = await session.get(AuditHead, 1)
+    assert head is not None
+    assert head.seq == 30
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("action", ""), ("object_ref", "a\nb"), ("actor", "x" * 161), ("result", "o\x1fk")],
+)
+async def test_malformed_events_are_refused(store, field, value):
+    fields = {"actor": ACTOR, "action": "a", "object_type": "t", "object_ref": "r", "result": "ok"}
+    fields[field] = value
+    async with store.sessions() as session:
+        with pytest.raises(InvalidAuditEvent, match=field):
+            await record_event(session, at=dt.datetime.now(dt.UTC), **fields)
+    assert (await verify_chain(engine_of(store))).count == 0
+
+
+def cli_env(settings) -> dict[str, str]:
+    return {
+        "BALIE_ENVIRONMENT": "test",
+        "BALIE_DATA_DIR": str(settings.data_dir),
+        "BALIE_DATABASE_URL": settings.resolved_database_url,
+    }
+
+
+async def test_cli_verify_reports_ok_and_the_first_bad_sequence(chain, settings, isolated_env):
+    runner = CliRunner()
+    ok = await asyncio.to_thread(runner.invoke, main, ["audit", "verify"], env=cli_env(settings))
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.startswith("OK: 10 events")
+
+    await tamper(chain, delete(AuditEvent).where(col(AuditEvent.seq) == 6))
+    bad = await asyncio.to_thread(runner.invoke, main, ["audit", "verify"], env=cli_env(settings))
+    assert bad.exit_code == 1
+    assert "BROKEN at sequence number 6" in bad.output
+
+
+async def test_events_hold_no_bsn(store, clock):
+    from support import book
+
+    booked = await book(store, clock, resident_pseudonym="f" * 64)
+    assert booked.appointment.resident_pseudonym == "f" * 64
+    async with store.sessions() as session:
+        rows = (await session.execute(select(AuditEvent))).scalars().all()
+    assert rows
+    for row in rows:
+        assert "f" * 64 not in row.detail
