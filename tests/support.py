@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from dossier.appointments import BookedAppointment, create_appointment
 from dossier.db import ManualClock
 from dossier.store import DossierStore
@@ -43,3 +45,10 @@ async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 
 async def collect(stream: AsyncIterator[bytes]) -> bytes:
     return b"".join([piece async for piece in stream])
+
+
+def engine_of(store: DossierStore) -> AsyncEngine:
+    """The engine behind the store's sessions."""
+    engine = store.sessions.kw["bind"]
+    assert isinstance(engine, AsyncEngine)
+    return engine

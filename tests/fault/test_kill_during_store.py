@@ -19,7 +19,8 @@ from retention.audit import verify_chain
 from retention.models import AuditEvent
 from server.app import create_app
 from server.appkeys import DOSSIER_STORE
-from support import CLERK
+
+from support import CLERK, engine_of
 
 # The child stores a document whose source never ends (the upload is still arriving) or
 # whose completion transaction never starts (the blob is renamed, the row still pending),
@@ -123,4 +124,4 @@ async def test_sigkill_while_storing_leaves_nothing_after_restart(
         assert (await session.execute(select(func.count()).select_from(Document))).scalar() == 0
         actions = (await session.execute(select(AuditEvent.action))).scalars().all()
     assert "document.discarded_incomplete" in actions
-    assert (await verify_chain(store.sessions.kw["bind"])).ok
+    assert (await verify_chain(engine_of(store))).ok

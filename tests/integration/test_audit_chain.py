@@ -15,6 +15,8 @@ from retention.errors import InvalidAuditEvent
 from retention.models import AuditEvent, AuditHead
 from server.cli import main
 
+from support import engine_of
+
 ACTOR = Actor("clerk", "emp-7")
 
 
@@ -30,10 +32,6 @@ async def append(store, count: int, start: int = 0) -> None:
                 object_ref=f"ref-{i}",
                 detail={"i": i, "note": "geen persoonsgegevens"},
             )
-
-
-def engine_of(store):
-    return store.sessions.kw["bind"]
 
 
 async def tamper(store, statement) -> None:
@@ -69,14 +67,14 @@ async def test_edited_field_is_found_at_its_sequence_number(chain):
 
 async def test_edited_time_is_found(chain):
     moved = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-    await tamper(chain, update(AuditEvent).where(col(AuditEvent.seq) == 7).values(occurred_at=moved))
+    await tamper(
+        chain, update(AuditEvent).where(col(AuditEvent.seq) == 7).values(occurred_at=moved)
+    )
     assert (await verify_chain(engine_of(chain))).first_bad_seq == 7
 
 
 async def test_truncated_field_value_is_found(chain):
-    await tamper(
-        chain, update(AuditEvent).where(col(AuditEvent.seq) == 2).values(detail='{"i":2}')
-    )
+    await tamper(chain, update(AuditEvent).where(col(AuditEvent.seq) == 2).values(detail='{"i":2}'))
     assert (await verify_chain(engine_of(chain))).first_bad_seq == 2
 
 

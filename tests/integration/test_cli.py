@@ -13,7 +13,6 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from dossier.appointments import ensure_department, ensure_service_type
 from server.cli import main
 
 

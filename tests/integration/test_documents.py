@@ -24,7 +24,7 @@ from dossier.store import DossierStore
 from retention.audit import verify_chain
 from retention.models import AuditEvent
 
-from support import CLERK, RESIDENT, book, chunks, collect
+from support import CLERK, RESIDENT, book, chunks, collect, engine_of
 
 MIB = 1 << 20
 
@@ -178,7 +178,7 @@ async def test_oversized_upload_stops_early_and_leaves_nothing(store, booked):
     blobs = store.blobs
     assert isinstance(blobs, LocalBlobStore)
     assert [p for p in blobs.root.rglob("*") if p.is_file()] == []
-    assert (await verify_chain(store.sessions.kw["bind"])).ok
+    assert (await verify_chain(engine_of(store))).ok
 
 
 async def test_failing_upload_source_leaves_nothing(store, booked):

@@ -37,7 +37,7 @@ from dossier.shredding import destroy_dossier, finish_interrupted_destructions
 from retention.audit import Actor, verify_chain
 from retention.models import AuditEvent
 
-from support import CLERK, RESIDENT, book, chunks, collect
+from support import CLERK, RESIDENT, book, chunks, collect, engine_of
 
 SYSTEM = Actor.system("test")
 
@@ -216,7 +216,7 @@ async def test_destroy_shreds_and_leaves_a_tombstone(store, clock, booked, setti
                 copy(), dek=b"\0" * 32, dossier_id=dossier_id, document_id=info.document_id
             )
         )
-    assert (await verify_chain(store.sessions.kw["bind"])).ok
+    assert (await verify_chain(engine_of(store))).ok
     assert (await actions(store))[-3:] == [
         "dossier.destroy_started",
         "dossier.key_destroyed",
@@ -280,7 +280,7 @@ async def test_destruction_interrupted_after_key_deletion_is_finished(store, boo
     assert tombstone is not None
     assert tombstone.outcome == TombstoneOutcome.EXPORTED
     assert [p for p in store.blobs.root.rglob("*") if p.is_file()] == []
-    assert (await verify_chain(store.sessions.kw["bind"])).ok
+    assert (await verify_chain(engine_of(store))).ok
 
 
 async def test_cancel_destroys_at_once(store, clock, booked):
