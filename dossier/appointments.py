@@ -115,6 +115,7 @@ async def create_appointment(
     """
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
         raise InvalidInput("starts_at and ends_at must carry a time zone")
+    starts_at, ends_at = starts_at.astimezone(dt.UTC), ends_at.astimezone(dt.UTC)
     if ends_at <= starts_at:
         raise InvalidInput(f"appointment ends ({ends_at.isoformat()}) before it starts")
     async with store.sessions() as session, session.begin():

@@ -220,10 +220,10 @@ async def decrypt_stream(
             del buffer[:sealed]
             yield open_segment(segment, False)
             index += 1
-        chunk = await anext(iterator, None)
-        if chunk is None:
+        try:
+            buffer += await anext(iterator)
+        except StopAsyncIteration:
             break
-        buffer += chunk
     if len(buffer) < TAG_BYTES:
         raise IntegrityError(f"document {document_id} is truncated")
     yield open_segment(bytes(buffer), True)
