@@ -27,7 +27,7 @@ __all__ = ["BlobStore", "BlobWriter", "LocalBlobStore"]
 
 log = logging.getLogger(__name__)
 
-_BLOB_REF = re.compile(r"^[0-9a-f]{32}$")
+_BLOB_REF = re.compile(r"[0-9a-f]{32}")  # always used with fullmatch
 READ_CHUNK = (1 << 20) + 16
 
 
@@ -79,7 +79,7 @@ class BlobStore(Protocol):
 
 
 def _check_ref(blob_ref: str) -> None:
-    if not _BLOB_REF.match(blob_ref):
+    if not _BLOB_REF.fullmatch(blob_ref):
         raise InvalidInput(f"not a blob reference: {blob_ref!r}")
 
 

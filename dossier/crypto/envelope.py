@@ -58,5 +58,7 @@ def derive_subkey(
     Distinct purposes never share a key, so a ciphertext made for one use cannot be presented
     as another (a chat record as a document segment, say).
     """
-    info = b"balie/" + purpose.encode("ascii") + b"/" + context
+    # Length-prefixed purpose: ("a", b"b/c") and ("a/b", b"c") must not give the same info.
+    name = purpose.encode("ascii")
+    info = b"balie/v1/" + len(name).to_bytes(2, "big") + name + context
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(dek)

@@ -21,7 +21,7 @@ from dossier.fsutil import fsync_dir
 __all__ = ["KEK_BYTES", "FileKeyring", "KeyInfo", "Keyring", "kek_id_for"]
 
 KEK_BYTES = 32
-_KEK_ID = re.compile(r"^kek-(\d{4})(0[1-9]|1[0-2])$")
+_KEK_ID = re.compile(r"kek-(\d{4})(0[1-9]|1[0-2])")  # always used with fullmatch
 
 
 def kek_id_for(moment: dt.datetime) -> str:
@@ -66,7 +66,7 @@ class Keyring(Protocol):
 
 
 def _validate_id(key_id: str) -> None:
-    if not _KEK_ID.match(key_id):
+    if not _KEK_ID.fullmatch(key_id):
         raise KeyUnavailable(f"not a key id: {key_id!r} (expected kek-YYYYMM)")
 
 
@@ -81,7 +81,6 @@ class FileKeyring:
     def __init__(self, directory: Path, *, create_missing: bool) -> None:
         self.directory = directory
         self.create_missing = create_missing
-        self._cache: dict[str, bytes] = {}
 
     def _path(self, key_id: str) -> Path:
         return self.directory / f"{key_id}.key"
@@ -93,10 +92,9 @@ class FileKeyring:
         return key_id, self.get(key_id)
 
     def get(self, key_id: str) -> bytes:
+        # Read from disk every time (32 bytes, page-cached): no process may keep using a
+        # key that an operator destroyed through another process.
         _validate_id(key_id)
-        cached = self._cache.get(key_id)
-        if cached is not None:
-            return cached
         try:
             data = self._path(key_id).read_bytes()
         except FileNotFoundError:
@@ -107,7 +105,6 @@ class FileKeyring:
             raise KeyUnavailable(
                 f"key file for {key_id} has {len(data)} bytes, expected {KEK_BYTES}"
             )
-        self._cache[key_id] = data
         return data
 
     def create(self, key_id: str) -> bool:
@@ -141,12 +138,11 @@ class FileKeyring:
     def list_keys(self) -> list[KeyInfo]:
         if not self.directory.is_dir():
             return []
-        ids = sorted(p.stem for p in self.directory.glob("kek-*.key") if _KEK_ID.match(p.stem))
+        ids = sorted(p.stem for p in self.directory.glob("kek-*.key") if _KEK_ID.fullmatch(p.stem))
         return [KeyInfo(key_id=i, location=str(self._path(i))) for i in ids]
 
     def destroy(self, key_id: str) -> None:
         _validate_id(key_id)
-        self._cache.pop(key_id, None)
         path = self._path(key_id)
         try:
             # Overwrite before unlinking; on copy-on-write or journaling filesystems this is

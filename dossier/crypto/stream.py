@@ -154,7 +154,7 @@ async def encrypt_stream(
 ) -> AsyncIterator[bytes]:
     """Yield the header, then one sealed segment at a time, for the plaintext in `source`.
 
-    Holds at most one segment plus one incoming chunk in memory.
+    Memory stays bounded by a few segments plus one incoming chunk, whatever the size.
     """
     aead = _file_aead(dek, header, header.document_id)
     header_bytes = header.encode()
