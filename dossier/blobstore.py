@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import io
 import logging
 import os
 import re
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from dossier.crypto.stream import ByteReader
 from dossier.errors import InvalidInput
 from dossier.fsutil import fsync_dir
 
@@ -28,14 +31,17 @@ __all__ = ["BlobStore", "BlobWriter", "LocalBlobStore"]
 log = logging.getLogger(__name__)
 
 _BLOB_REF = re.compile(r"[0-9a-f]{32}")  # always used with fullmatch
-READ_CHUNK = (1 << 20) + 16
 
 
 class BlobWriter(Protocol):
     """One blob being written. Use as an async context manager."""
 
-    async def write_all(self, chunks: AsyncIterable[bytes]) -> int:
-        """Write every chunk, then make the blob durable under its final name; returns size."""
+    async def write_all(self, chunks: AsyncIterable[bytes | memoryview]) -> int:
+        """Write every chunk, then make the blob durable under its final name; returns size.
+
+        A chunk is written in full before the chunk after it is requested, so a producer
+        may alternate between two buffers.
+        """
         ...
 
     async def __aenter__(self) -> BlobWriter: ...
@@ -57,8 +63,8 @@ class BlobStore(Protocol):
         """A writer for a new blob `blob_ref` (which must not exist yet)."""
         ...
 
-    def read(self, blob_ref: str) -> AsyncIterator[bytes]:
-        """The blob's bytes in chunks; raises FileNotFoundError if it does not exist."""
+    def reader(self, blob_ref: str) -> AbstractAsyncContextManager[ByteReader]:
+        """The blob opened for reading into caller buffers; FileNotFoundError if absent."""
         ...
 
     async def delete(self, blob_ref: str) -> None:
@@ -117,15 +123,27 @@ class _LocalWriter:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
 
-    async def write_all(self, chunks: AsyncIterable[bytes]) -> int:
+    async def write_all(self, chunks: AsyncIterable[bytes | memoryview]) -> int:
         fd = self._fd
         if fd is None:
             raise RuntimeError("writer is not open")
+        loop = asyncio.get_running_loop()
         total = 0
-        async for chunk in chunks:
-            # Writes go to a worker thread so a slow disk does not stall the event loop.
-            await asyncio.to_thread(_write_fully, fd, chunk)
-            total += len(chunk)
+        # Chunk i is written in a worker thread (so a slow disk does not stall the event loop)
+        # while chunk i+1 is produced; writes stay in order because each waits for the last.
+        pending: asyncio.Future[None] | None = None
+        try:
+            async for chunk in chunks:
+                if pending is not None:
+                    await pending
+                pending = loop.run_in_executor(None, _write_fully, fd, chunk)
+                total += len(chunk)
+            if pending is not None:
+                await pending
+                pending = None
+        finally:
+            if pending is not None:  # the producer failed: the last write must end first
+                await asyncio.gather(pending, return_exceptions=True)
         await asyncio.to_thread(self._make_durable, fd)
         return total
 
@@ -152,7 +170,24 @@ class _LocalWriter:
                 self._fd = None
 
 
-def _write_fully(fd: int, data: bytes) -> None:
+class _FileReader:
+    def __init__(self, handle: io.FileIO) -> None:
+        self._handle = handle
+
+    async def readinto(self, buffer: memoryview) -> int:
+        return await asyncio.to_thread(self._fill, buffer)
+
+    def _fill(self, buffer: memoryview) -> int:
+        filled = 0
+        while filled < len(buffer):
+            got = self._handle.readinto(buffer[filled:])
+            if not got:
+                break
+            filled += got
+        return filled
+
+
+def _write_fully(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -176,11 +211,11 @@ class LocalBlobStore:
     def writer(self, blob_ref: str) -> _LocalWriter:
         return _LocalWriter(self, blob_ref)
 
-    async def read(self, blob_ref: str) -> AsyncIterator[bytes]:
-        handle = await asyncio.to_thread(self.path(blob_ref).open, "rb")
+    @asynccontextmanager
+    async def reader(self, blob_ref: str) -> AsyncIterator[ByteReader]:
+        handle = await asyncio.to_thread(self.path(blob_ref).open, "rb", buffering=0)
         try:
-            while chunk := await asyncio.to_thread(handle.read, READ_CHUNK):
-                yield chunk
+            yield _FileReader(handle)
         finally:
             handle.close()
 

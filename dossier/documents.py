@@ -1,5 +1,9 @@
 """Documents of a dossier: streamed in sealed, streamed out decrypted, never whole in memory.
 
+No digest is computed on upload: AES-GCM already authenticates every segment, and the
+SHA-256 that an archive needs (MDTO `checksum`, ZGW `integriteit`) is computed by the exporter
+over the bytes it actually hands over, with the date it did so.
+
 Storing is three steps so that a crash at any point leaves nothing visible:
 
     1. a `pending` row is committed (invisible to readers), naming a fresh blob reference;
@@ -13,7 +17,6 @@ The blob writer holds its lock until step 3 has committed, so start-up recovery
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -56,14 +59,13 @@ PENDING_GRACE = dt.timedelta(minutes=10)
 
 @dataclass(frozen=True, slots=True)
 class DocumentInfo:
-    """A complete document as participants see it (name and digest decrypted)."""
+    """A complete document as participants see it (its name decrypted)."""
 
     document_id: uuid.UUID
     dossier_id: uuid.UUID
     name: str
     media_type: str
     size: int
-    sha256: str
     uploaded_by_role: str
     created_at: dt.datetime
 
@@ -77,31 +79,28 @@ class OpenedDocument:
 
 
 def _info(row: Document, cipher: RecordCipher) -> DocumentInfo:
-    if row.sha256_sealed is None or row.plaintext_size is None:
-        raise IntegrityError(f"document {row.id} is complete but lacks its digest or size")
+    if row.plaintext_size is None:
+        raise IntegrityError(f"document {row.id} is complete but lacks its size")
     name = cipher.open(record_id=row.id, kind="document:name", sealed=row.name_sealed)
-    digest = cipher.open(record_id=row.id, kind="document:sha256", sealed=row.sha256_sealed)
     return DocumentInfo(
         document_id=row.id,
         dossier_id=row.dossier_id,
         name=name.decode("utf-8"),
         media_type=row.media_type,
         size=row.plaintext_size,
-        sha256=digest.hex(),
         uploaded_by_role=row.uploaded_by_role,
         created_at=row.created_at,
     )
 
 
-async def _measured(
-    source: AsyncIterable[bytes], digest: hashlib._Hash, counter: list[int], limit: int | None
+async def _counted(
+    source: AsyncIterable[bytes], counter: list[int], limit: int | None
 ) -> AsyncIterator[bytes]:
     async for chunk in source:
         counter[0] += len(chunk)
         if limit is not None and counter[0] > limit:
             # Stop reading at once: the rest of an oversized upload is never consumed.
             raise DocumentTooLarge(f"document is larger than the limit of {limit} bytes")
-        digest.update(chunk)
         yield chunk
 
 
@@ -151,12 +150,12 @@ async def store_document(
         key_id=kek_id,
         segment_size=store.segment_size,
     )
-    digest, counter = hashlib.sha256(), [0]
+    counter = [0]
     try:
         async with store.blobs.writer(blob_ref) as writer:
             sealed_size = await writer.write_all(
                 encrypt_stream(
-                    _measured(content, digest, counter, max_size), dek=dek, header=header
+                    _counted(content, counter, max_size), dek=dek, header=header, reuse_output=True
                 )
             )
             async with store.sessions() as session, session.begin():
@@ -167,9 +166,6 @@ async def store_document(
                 now = await store.clock.now(session)
                 current.state = DocumentState.COMPLETE
                 current.plaintext_size, current.sealed_size = counter[0], sealed_size
-                current.sha256_sealed = cipher.seal(
-                    record_id=document_id, kind="document:sha256", plaintext=digest.digest()
-                )
                 current.completed_at = now
                 await record_event(
                     session,
@@ -240,11 +236,11 @@ async def open_document(
     async def content() -> AsyncIterator[bytes]:
         try:
             try:
-                source = store.blobs.read(row.blob_ref)
-                async for piece in decrypt_stream(
-                    source, dek=dek, dossier_id=dossier_id, document_id=document_id
-                ):
-                    yield piece
+                async with store.blobs.reader(row.blob_ref) as reader:
+                    async for piece in decrypt_stream(
+                        reader, dek=dek, dossier_id=dossier_id, document_id=document_id
+                    ):
+                        yield piece
             except FileNotFoundError:
                 raise IntegrityError(f"document {document_id} has no stored content") from None
         except IntegrityError:

@@ -144,9 +144,8 @@ class Document(SQLModel, table=True):
     state: DocumentState = Field(sa_type=String(16))
     blob_ref: str = Field(sa_type=String(32))
     media_type: str = Field(sa_type=String(100))
-    # The original file name and the plaintext SHA-256 are sealed records of the dossier.
+    # The original file name is a sealed record of the dossier.
     name_sealed: bytes = Field(sa_type=LargeBinary)
-    sha256_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
     kek_id: str = Field(sa_type=String(16))
     segment_size: int
     plaintext_size: int | None = None

@@ -337,7 +337,7 @@ def dossier_put(ctx: click.Context, dossier_id: uuid.UUID, path: Path, media_typ
         )
 
     info = _run(work)
-    click.echo(f"document {info.document_id} ({info.size} bytes, sha256 {info.sha256})")
+    click.echo(f"document {info.document_id} ({info.size} bytes)")
 
 
 async def _read_file(path: Path, chunk: int = 1 << 20) -> AsyncIterator[bytes]:

@@ -23,11 +23,13 @@ authenticate. Callers that must have all or nothing read the stream to the end f
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import struct
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -38,6 +40,8 @@ from dossier.errors import IntegrityError
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "TAG_BYTES",
+    "ByteReader",
+    "IterableReader",
     "StreamHeader",
     "decrypt_stream",
     "encrypt_stream",
@@ -49,6 +53,8 @@ VERSION = 1
 DEFAULT_SEGMENT_SIZE = 1 << 20
 MAX_SEGMENT_SIZE = 16 << 20
 TAG_BYTES = 16
+# Segments moved per read or write: fewer hops to the I/O thread, memory still a few MiB.
+IO_BATCH_SEGMENTS = 4
 _SALT = 16
 _PREFIX = 7
 _FIXED = struct.Struct(">4sBI16s16sB")
@@ -149,32 +155,114 @@ def sealed_size(plaintext_size: int, header: StreamHeader) -> int:
     return len(header.encode()) + plaintext_size + segments * TAG_BYTES
 
 
+@runtime_checkable
+class ByteReader(Protocol):
+    """A source read into caller-owned buffers (a blob file, say): no allocation per read."""
+
+    async def readinto(self, buffer: memoryview) -> int:
+        """Fill `buffer`; fewer bytes only at the end of the data, 0 once it is exhausted."""
+        ...
+
+
+class IterableReader:
+    """Adapts an async iterable of chunks of any size to `ByteReader`."""
+
+    def __init__(self, source: AsyncIterable[bytes]) -> None:
+        self._iterator = aiter(source)
+        self._pending = memoryview(b"")
+
+    async def readinto(self, buffer: memoryview) -> int:
+        filled = 0
+        while filled < len(buffer):
+            if not self._pending:
+                try:
+                    self._pending = memoryview(await anext(self._iterator))
+                except StopAsyncIteration:
+                    break
+            n = min(len(buffer) - filled, len(self._pending))
+            buffer[filled : filled + n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            filled += n
+        return filled
+
+
 async def encrypt_stream(
-    source: AsyncIterable[bytes], *, dek: bytes, header: StreamHeader
-) -> AsyncIterator[bytes]:
+    source: AsyncIterable[bytes],
+    *,
+    dek: bytes,
+    header: StreamHeader,
+    reuse_output: bool = False,
+) -> AsyncIterator[bytes | memoryview]:
     """Yield the header, then one sealed segment at a time, for the plaintext in `source`.
 
-    Memory stays bounded by a few segments plus one incoming chunk, whatever the size.
+    Memory stays bounded by a few segments plus one incoming chunk, whatever the size: a chunk
+    that holds a whole segment is sealed in place, smaller ones are gathered in one buffer.
+    Without `reuse_output` each sealed segment is a fresh `bytes`. With it, up to
+    IO_BATCH_SEGMENTS sealed segments are gathered in one of two buffers used in turn, so a
+    yielded view stays valid only until the consumer asks for the item after next: enough for
+    a blob writer to write one batch while the next is being sealed, with a quarter of the
+    hops to its I/O thread.
     """
     aead = _file_aead(dek, header, header.document_id)
-    header_bytes = header.encode()
-    size = header.segment_size
-    yield header_bytes
-    buffer = bytearray()
+    ad = header.encode()
+    size, prefix = header.segment_size, header.nonce_prefix
+    batch_bytes = IO_BATCH_SEGMENTS * (size + TAG_BYTES) if reuse_output else 0
+    outs = (memoryview(bytearray(batch_bytes)), memoryview(bytearray(batch_bytes)))
+    out: memoryview | None = outs[0] if reuse_output else None
+    used = 0
     index = 0
+
+    def seal(segment: memoryview, last: bool) -> bytes | None:
+        """The sealed segment, or None when it went into `out` (and `used` grew)."""
+        nonce = _nonce(prefix, index, last)
+        if out is None:
+            return aead.encrypt(nonce, segment, ad)
+        nonlocal used
+        end = used + len(segment) + TAG_BYTES
+        aead.encrypt_into(nonce, segment, ad, out[used:end])
+        used = end
+        return None
+
+    def flush(force: bool) -> memoryview | None:
+        """The gathered batch if it is full (or `force`), emptying it."""
+        nonlocal used, out
+        if out is None or used == 0 or (not force and used + size + TAG_BYTES <= len(out)):
+            return None
+        batch, used = out[:used], 0
+        out = outs[1] if out is outs[0] else outs[0]
+        return batch
+
+    yield ad
+    staging = bytearray(size)
+    filled = 0
+    # A full segment is sealed only once a further byte shows it is not the last one.
+    held: memoryview | None = None
     async for chunk in source:
-        buffer += chunk
-        # Only a segment known to be followed by more data may go out without the last flag.
-        while len(buffer) > size:
-            segment = bytes(buffer[:size])
-            del buffer[:size]
-            yield aead.encrypt(_nonce(header.nonce_prefix, index, False), segment, header_bytes)
-            index += 1
-    yield aead.encrypt(_nonce(header.nonce_prefix, index, True), bytes(buffer), header_bytes)
+        view = memoryview(chunk)
+        while view:
+            if held is not None:
+                sealed = seal(held, False)
+                index += 1
+                held = None
+                ready = sealed if sealed is not None else flush(False)
+                if ready is not None:
+                    yield ready
+            if filled == 0 and len(view) >= size:
+                held, view = view[:size], view[size:]  # sealed straight from the chunk
+                continue
+            n = min(size - filled, len(view))
+            staging[filled : filled + n] = view[:n]
+            filled, view = filled + n, view[n:]
+            if filled == size:
+                held, filled = memoryview(staging), 0
+    sealed = seal(held if held is not None else memoryview(staging)[:filled], True)
+    ready = sealed if sealed is not None else flush(True)
+    assert ready is not None
+    yield ready
 
 
 async def decrypt_stream(
-    source: AsyncIterable[bytes],
+    source: ByteReader | AsyncIterable[bytes],
     *,
     dek: bytes,
     dossier_id: uuid.UUID,
@@ -183,47 +271,61 @@ async def decrypt_stream(
     """Yield the plaintext of a sealed document, one authenticated segment at a time.
 
     Raises IntegrityError on any damage, on a header that names another dossier or document,
-    and on a missing or extra tail. Never yields a byte that failed to authenticate.
+    and on a missing or extra tail. Never yields a byte that failed to authenticate. Reads
+    into two alternating buffers, so memory stays at two sealed segments.
     """
-    buffer = bytearray()
-    iterator = aiter(source)
-    header: StreamHeader | None = None
-    header_bytes = b""
-    async for chunk in iterator:
-        buffer += chunk
-        parsed = StreamHeader.decode_from(buffer)
-        if parsed is not None:
-            header, length = parsed
-            header_bytes = bytes(buffer[:length])
-            del buffer[:length]
-            break
-    if header is None:
+    reader: ByteReader = source if isinstance(source, ByteReader) else IterableReader(source)
+    fixed = bytearray(_FIXED.size)
+    if await reader.readinto(memoryview(fixed)) < _FIXED.size:
         raise IntegrityError(f"document {document_id} is truncated before its header ends")
+    rest = bytearray(fixed[-1] + _SALT + _PREFIX)
+    if await reader.readinto(memoryview(rest)) < len(rest):
+        raise IntegrityError(f"document {document_id} is truncated before its header ends")
+    parsed = StreamHeader.decode_from(fixed + rest)
+    assert parsed is not None  # both parts were read in full
+    header, _ = parsed
     if header.dossier_id != dossier_id or header.document_id != document_id:
         raise IntegrityError(f"document {document_id} is not stored under this dossier and id")
+    ad = bytes(fixed + rest)
     aead = _file_aead(dek, header, document_id)
     sealed = header.segment_size + TAG_BYTES
-    index = 0
+    batch = IO_BATCH_SEGMENTS * sealed
+    buffers = (bytearray(batch), bytearray(batch))
+    index, current = 0, 0
 
-    def open_segment(segment: bytes, last: bool) -> bytes:
+    def open_segment(segment: memoryview, last: bool) -> bytes:
         try:
-            return aead.decrypt(_nonce(header.nonce_prefix, index, last), segment, header_bytes)
+            return aead.decrypt(_nonce(header.nonce_prefix, index, last), segment, ad)
         except InvalidTag:
             raise IntegrityError(
                 f"document {document_id} segment {index} does not authenticate"
             ) from None
 
-    while True:
-        # Only a segment known to be followed by more data may be opened as "not last".
-        while len(buffer) > sealed:
-            segment = bytes(buffer[:sealed])
-            del buffer[:sealed]
-            yield open_segment(segment, False)
-            index += 1
-        try:
-            buffer += await anext(iterator)
-        except StopAsyncIteration:
-            break
-    if len(buffer) < TAG_BYTES:
-        raise IntegrityError(f"document {document_id} is truncated")
-    yield open_segment(bytes(buffer), True)
+    got = await reader.readinto(memoryview(buffers[current]))
+    prefetch: asyncio.Future[int] | None = None
+    try:
+        while True:
+            data = memoryview(buffers[current])[:got]
+            if got == batch:
+                # Read the next batch while this one is decrypted (AES-GCM releases the GIL).
+                following = memoryview(buffers[1 - current])
+                prefetch = asyncio.ensure_future(reader.readinto(following))
+                await asyncio.sleep(0)  # let it start now, not when the consumer next waits
+            starts = range(0, got, sealed)
+            for start in starts[:-1]:
+                yield open_segment(data[start : start + sealed], False)
+                index += 1
+            tail = data[starts[-1] :] if starts else data
+            if len(tail) < TAG_BYTES:
+                raise IntegrityError(f"document {document_id} is truncated")
+            if prefetch is None:
+                yield open_segment(tail, True)  # a short read: the data ended in this batch
+                return
+            got, prefetch = await prefetch, None
+            yield open_segment(tail, got == 0)
+            if got == 0:
+                return
+            index, current = index + 1, 1 - current
+    finally:
+        if prefetch is not None:  # the consumer stopped early: let the read finish first
+            await asyncio.gather(prefetch, return_exceptions=True)

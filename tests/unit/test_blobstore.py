@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dossier.blobstore import READ_CHUNK, LocalBlobStore
+from dossier.blobstore import LocalBlobStore
 from dossier.errors import InvalidInput
 
 REF = "0123456789abcdef0123456789abcdef"
@@ -34,7 +34,12 @@ async def _failing(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
 
 
 async def read_all(store: LocalBlobStore, ref: str) -> bytes:
-    return b"".join([chunk async for chunk in store.read(ref)])
+    parts = []
+    async with store.reader(ref) as reader:
+        buffer = bytearray(1000)
+        while got := await reader.readinto(memoryview(buffer)):
+            parts.append(bytes(buffer[:got]))
+    return b"".join(parts)
 
 
 def all_files(root: Path) -> list[str]:
@@ -69,7 +74,7 @@ async def write_blob(store: LocalBlobStore, ref: str, data: bytes) -> int:
         )
 
 
-@pytest.mark.parametrize("size", [0, 1, 1000, READ_CHUNK, 2 * READ_CHUNK + 5])
+@pytest.mark.parametrize("size", [0, 1, 999, 1000, 1001, 1 << 20, 2 * (1 << 20) + 5])
 async def test_write_all_then_read_round_trip(store: LocalBlobStore, size: int) -> None:
     data = os.urandom(size)
     assert await write_blob(store, REF, data) == size
@@ -78,6 +83,13 @@ async def test_write_all_then_read_round_trip(store: LocalBlobStore, size: int) 
     assert not store.is_being_written(REF)
     assert all_files(store.root) == [f"01/{REF}"]  # final name only, no temporary left
     assert stat.S_IMODE(store.path(REF).stat().st_mode) == 0o600
+
+
+async def test_reader_fills_whole_buffers_until_the_end(store: LocalBlobStore) -> None:
+    await write_blob(store, REF, b"x" * 2500)
+    async with store.reader(REF) as reader:
+        sizes = [await reader.readinto(memoryview(bytearray(1000))) for _ in range(4)]
+    assert sizes == [1000, 1000, 500, 0]
 
 
 async def test_read_of_a_missing_blob_raises_file_not_found(store: LocalBlobStore) -> None:

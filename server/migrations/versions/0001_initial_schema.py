@@ -185,7 +185,6 @@ def upgrade() -> None:
         sa.Column("blob_ref", sa.String(length=32), nullable=False),
         sa.Column("media_type", sa.String(length=100), nullable=False),
         sa.Column("name_sealed", sa.LargeBinary(), nullable=False),
-        sa.Column("sha256_sealed", sa.LargeBinary(), nullable=True),
         sa.Column("kek_id", sa.String(length=16), nullable=False),
         sa.Column("segment_size", sa.Integer(), nullable=False),
         sa.Column("plaintext_size", sa.Integer(), nullable=True),
