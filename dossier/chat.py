@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from dossier.crypto.records import RecordCipher
+from dossier.db import read_session
 from dossier.errors import IntegrityError, InvalidInput
 from dossier.keys import load_data_key
 from dossier.lookup import get_live_dossier, record_failure
@@ -90,7 +91,7 @@ async def list_chat_messages(
     Raises IntegrityError (and records the failed read) if any message fails to authenticate.
     """
     try:
-        async with store.sessions() as session, session.begin():
+        async with read_session(store.sessions) as session:
             await get_live_dossier(session, dossier_id)
             _, dek = await load_data_key(session, keyring=store.keyring, dossier_id=dossier_id)
             query = (
@@ -112,18 +113,19 @@ async def list_chat_messages(
                 )
                 for row in rows
             ]
-            await record_event(
-                session,
-                at=await store.clock.now(session),
-                actor=actor,
-                action="chat.read",
-                object_type="dossier",
-                object_ref=str(dossier_id),
-                detail={"messages": len(entries)},
-            )
+            now = await store.clock.now(session)
     except IntegrityError:
         await record_failure(
             store, actor=actor, action="chat.read", dossier_id=dossier_id, result="integrity_error"
         )
         raise
+    # Recorded before anything is shown; if recording fails, nothing is.
+    await store.audit.append(
+        at=now,
+        actor=actor,
+        action="chat.read",
+        object_type="dossier",
+        object_ref=str(dossier_id),
+        detail={"messages": len(entries)},
+    )
     return entries

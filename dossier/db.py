@@ -23,12 +23,16 @@ from sqlalchemy.types import DateTime, TypeDecorator
 
 __all__ = [
     "NO_TRANSACTION",
+    "READ_ONLY",
     "Clock",
     "DatabaseClock",
     "ManualClock",
     "UTCDateTime",
+    "apply_sqlite_pragmas",
     "create_engine",
     "make_sessionmaker",
+    "read_session",
+    "transaction",
     "utc",
 ]
 
@@ -66,7 +70,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return None if value is None else utc(value)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def apply_sqlite_pragmas(dbapi_connection: Any, _record: Any = None) -> None:
+    """WAL, full durability, foreign keys, busy timeout, secure delete; no driver BEGIN."""
     # aiosqlite would otherwise emit its own deferred BEGIN; we emit BEGIN IMMEDIATE ourselves
     # (see _sqlite_begin), so the driver must stay out of transaction control.
     dbapi_connection.isolation_level = None
@@ -84,10 +89,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 # Execution option for the rare statement that must run outside any transaction on SQLite
 # (a WAL checkpoint): `session.connection(execution_options={NO_TRANSACTION: True})`.
 NO_TRANSACTION = "balie_sqlite_no_transaction"
+# Execution option for a transaction that only reads: a deferred BEGIN takes no write lock, so
+# readers never wait for writers (WAL gives them a consistent snapshot). See read_session.
+READ_ONLY = "balie_sqlite_read_only"
 
 
 def _sqlite_begin(conn: Any) -> None:
-    if conn.get_execution_options().get(NO_TRANSACTION):
+    options = conn.get_execution_options()
+    if options.get(NO_TRANSACTION):
+        return
+    if options.get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
         return
     # Nearly every transaction in Balie writes (every read of dossier content is an audit
     # event). A deferred transaction that later upgrades to a write lock fails at once with
@@ -100,7 +112,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create the async engine for `url` (SQLite via aiosqlite or PostgreSQL via asyncpg)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", apply_sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True)
@@ -118,6 +130,19 @@ async def transaction(
     """One session with one transaction: committed on success, rolled back on error."""
     async with sessions() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def read_session(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session whose one transaction only reads (no write lock on SQLite)."""
+    async with sessions() as session:
+        await session.connection(execution_options={READ_ONLY: True})  # begins the transaction
+        yield session
+        # Commit, not rollback: a rollback would expire the objects just read. On an error the
+        # session's close rolls back.
+        await session.commit()
 
 
 class Clock(Protocol):

@@ -27,6 +27,7 @@ from sqlmodel import col
 
 from dossier.crypto.records import RecordCipher
 from dossier.crypto.stream import StreamHeader, decrypt_stream, encrypt_stream
+from dossier.db import read_session
 from dossier.errors import (
     DocumentNotFound,
     DocumentTooLarge,
@@ -202,28 +203,18 @@ async def open_document(
     The content iterator raises IntegrityError (and records the failed read) at the first
     segment that does not authenticate; it never yields unauthenticated bytes.
     """
-    async with store.sessions() as session, session.begin():
+    async with read_session(store.sessions) as session:
         await get_live_dossier(session, dossier_id)
         row = await session.get(Document, document_id)
         if row is None or row.dossier_id != dossier_id or row.state != DocumentState.COMPLETE:
             raise DocumentNotFound(f"no document {document_id} in dossier {dossier_id}")
         _, dek = await load_data_key(session, keyring=store.keyring, dossier_id=dossier_id)
+        now = await store.clock.now(session)
         try:
-            info = _info(row, RecordCipher(dek, dossier_id))
+            info: DocumentInfo | None = _info(row, RecordCipher(dek, dossier_id))
         except IntegrityError:
-            failed = True
-        else:
-            failed = False
-            await record_event(
-                session,
-                at=await store.clock.now(session),
-                actor=actor,
-                action="document.read",
-                object_type="dossier",
-                object_ref=str(dossier_id),
-                detail={"document": str(document_id)},
-            )
-    if failed:
+            info = None
+    if info is None:
         await record_failure(
             store,
             actor=actor,
@@ -232,6 +223,14 @@ async def open_document(
             result="integrity_error",
         )
         raise IntegrityError(f"document {document_id} metadata does not authenticate")
+    await store.audit.append(
+        at=now,
+        actor=actor,
+        action="document.read",
+        object_type="dossier",
+        object_ref=str(dossier_id),
+        detail={"document": str(document_id)},
+    )
 
     async def content() -> AsyncIterator[bytes]:
         try:
@@ -260,7 +259,7 @@ async def list_documents(
     store: DossierStore, *, actor: Actor, dossier_id: uuid.UUID
 ) -> list[DocumentInfo]:
     """The complete documents of the dossier, oldest first (names decrypted; audited)."""
-    async with store.sessions() as session, session.begin():
+    async with read_session(store.sessions) as session:
         await get_live_dossier(session, dossier_id)
         _, dek = await load_data_key(session, keyring=store.keyring, dossier_id=dossier_id)
         query = (
@@ -271,15 +270,15 @@ async def list_documents(
         )
         cipher = RecordCipher(dek, dossier_id)
         infos = [_info(row, cipher) for row in (await session.execute(query)).scalars()]
-        await record_event(
-            session,
-            at=await store.clock.now(session),
-            actor=actor,
-            action="document.listed",
-            object_type="dossier",
-            object_ref=str(dossier_id),
-            detail={"documents": len(infos)},
-        )
+        now = await store.clock.now(session)
+    await store.audit.append(
+        at=now,
+        actor=actor,
+        action="document.listed",
+        object_type="dossier",
+        object_ref=str(dossier_id),
+        detail={"documents": len(infos)},
+    )
     return infos
 
 

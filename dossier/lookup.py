@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dossier.errors import DossierDestroyed, DossierNotFound
 from dossier.models import Dossier, DossierState, Tombstone
 from dossier.store import DossierStore
-from retention.audit import Actor, record_event
+from retention.audit import Actor
 
 __all__ = ["get_dossier", "get_live_dossier", "record_failure"]
 
@@ -35,14 +35,14 @@ async def get_live_dossier(session: AsyncSession, dossier_id: uuid.UUID) -> Doss
 async def record_failure(
     store: DossierStore, *, actor: Actor, action: str, dossier_id: uuid.UUID, result: str
 ) -> None:
-    """Audit an access that failed, in its own transaction (the failed one rolled back)."""
-    async with store.sessions() as session, session.begin():
-        await record_event(
-            session,
-            at=await store.clock.now(session),
-            actor=actor,
-            action=action,
-            object_type="dossier",
-            object_ref=str(dossier_id),
-            result=result,
-        )
+    """Audit an access that failed, on its own (the failed transaction rolled back)."""
+    async with store.sessions() as session:
+        now = await store.clock.now(session)
+    await store.audit.append(
+        at=now,
+        actor=actor,
+        action=action,
+        object_type="dossier",
+        object_ref=str(dossier_id),
+        result=result,
+    )

@@ -10,13 +10,14 @@ from dossier.blobstore import BlobStore
 from dossier.crypto.keyring import Keyring
 from dossier.crypto.stream import DEFAULT_SEGMENT_SIZE
 from dossier.db import Clock
+from retention.auditlog import AuditLog
 
 __all__ = ["DossierStore"]
 
 
 @dataclass(frozen=True, slots=True)
 class DossierStore:
-    """Sessions, keyring, blob store and clock: the dependencies of every dossier service.
+    """Sessions, audit log, keyring, blob store and clock: what every dossier service needs.
 
     Services that finish in one transaction still take a session of their own from
     `sessions`; those that span steps (storing a document, destroying a dossier) commit
@@ -24,6 +25,7 @@ class DossierStore:
     """
 
     sessions: async_sessionmaker[AsyncSession]
+    audit: AuditLog
     keyring: Keyring
     blobs: BlobStore
     clock: Clock

@@ -18,13 +18,12 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlmodel import col
 
 from retention.errors import InvalidAuditEvent
 from retention.models import AuditEvent, AuditHead
@@ -33,9 +32,12 @@ __all__ = [
     "GENESIS_HASH",
     "Actor",
     "ChainReport",
+    "EventFields",
+    "append_fields",
     "canonical_entry",
     "chain_hash",
     "record_event",
+    "sqlite_timestamp",
     "verify_chain",
 ]
 
@@ -103,6 +105,91 @@ def _field(name: str, value: str, limit: int) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class EventFields:
+    """The caller-supplied part of an event, validated; sequence and hashes come on append."""
+
+    at: dt.datetime
+    actor: str
+    action: str
+    object_type: str
+    object_ref: str
+    result: str
+    detail: str
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        at: dt.datetime,
+        actor: Actor | str,
+        action: str,
+        object_type: str,
+        object_ref: str,
+        result: str = "ok",
+        detail: Mapping[str, Any] | None = None,
+    ) -> EventFields:
+        """Validate the fields; raises InvalidAuditEvent naming the offending one."""
+        if at.tzinfo is None:
+            raise InvalidAuditEvent("audit field at must be an aware datetime")
+        return cls(
+            at=at.astimezone(dt.UTC),
+            actor=_field("actor", str(actor), 160),
+            action=_field("action", action, 64),
+            object_type=_field("object_type", object_type, 32),
+            object_ref=_field("object_ref", object_ref, 64),
+            result=_field("result", result, 32),
+            detail=json.dumps(dict(detail or {}), sort_keys=True, separators=(",", ":")),
+        )
+
+    def chained(self, head: tuple[int, str] | None) -> dict[str, Any]:
+        """The full row that follows `head` (seq, hash) in the chain, or starts it."""
+        seq, prev = (1, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
+        canonical = canonical_entry(
+            seq=seq,
+            occurred_at=self.at,
+            actor=self.actor,
+            action=self.action,
+            object_type=self.object_type,
+            object_ref=self.object_ref,
+            result=self.result,
+            detail=self.detail,
+        )
+        return {
+            "seq": seq,
+            "occurred_at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_ref": self.object_ref,
+            "result": self.result,
+            "detail": self.detail,
+            "prev_hash": prev,
+            "entry_hash": chain_hash(prev, canonical),
+        }
+
+
+_EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
+_HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+
+
+async def append_fields(session: AsyncSession, fields: EventFields) -> int:
+    """Append validated fields inside the caller's transaction; returns the sequence number."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    head = (
+        await session.execute(select(_HEAD.c.seq, _HEAD.c.entry_hash).where(_HEAD.c.id == 1))
+    ).first()
+    row = fields.chained(None if head is None else (head[0], head[1]))
+    await session.execute(insert(_EVENTS), row)
+    new_head = {"seq": row["seq"], "entry_hash": row["entry_hash"]}
+    if head is None:
+        await session.execute(insert(_HEAD), {"id": 1, **new_head})
+    else:
+        await session.execute(update(_HEAD).where(_HEAD.c.id == 1), new_head)
+    return int(row["seq"])
+
+
 async def record_event(
     session: AsyncSession,
     *,
@@ -113,54 +200,24 @@ async def record_event(
     object_ref: str,
     result: str = "ok",
     detail: Mapping[str, Any] | None = None,
-) -> AuditEvent:
+) -> int:
     """Append one event inside the caller's transaction; it commits or rolls back with it.
 
-    Callers pass pseudonymous references only. Raises InvalidAuditEvent for a field that is
-    empty, too long or contains control characters.
+    Use this for an event that belongs to a change (the change and its record stand or fall
+    together); `AuditLog.append` is for events that stand alone. Callers pass pseudonymous
+    references only. Raises InvalidAuditEvent for an empty, too long or control-character
+    field. Returns the event's sequence number.
     """
-    actor_s = _field("actor", str(actor), 160)
-    action = _field("action", action, 64)
-    object_type = _field("object_type", object_type, 32)
-    object_ref = _field("object_ref", object_ref, 64)
-    result = _field("result", result, 32)
-    detail_s = json.dumps(dict(detail or {}), sort_keys=True, separators=(",", ":"))
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-    head = (
-        await session.execute(select(AuditHead).where(col(AuditHead.id) == 1))
-    ).scalar_one_or_none()
-    seq = 1 if head is None else head.seq + 1
-    prev = GENESIS_HASH if head is None else head.entry_hash
-    canonical = canonical_entry(
-        seq=seq,
-        occurred_at=at,
-        actor=actor_s,
+    fields = EventFields.build(
+        at=at,
+        actor=actor,
         action=action,
         object_type=object_type,
         object_ref=object_ref,
         result=result,
-        detail=detail_s,
+        detail=detail,
     )
-    event = AuditEvent(
-        seq=seq,
-        occurred_at=at,
-        actor=actor_s,
-        action=action,
-        object_type=object_type,
-        object_ref=object_ref,
-        result=result,
-        detail=detail_s,
-        prev_hash=prev,
-        entry_hash=chain_hash(prev, canonical),
-    )
-    session.add(event)
-    if head is None:
-        session.add(AuditHead(id=1, seq=seq, entry_hash=event.entry_hash))
-    else:
-        head.seq, head.entry_hash = seq, event.entry_hash
-    await session.flush()
-    return event
+    return await append_fields(session, fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,53 +232,73 @@ class ChainReport:
     reason: str = ""
 
 
+def sqlite_timestamp(value: dt.datetime) -> str:
+    """How SQLAlchemy stores a UTC instant in SQLite (the audit fast path writes the same)."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _canonical_time_from_sqlite(stored: str) -> str:
+    # "2026-03-02 09:00:00.000000" -> "2026-03-02T09:00:00.000000Z", without parsing: any
+    # other stored form gives a different canonical entry and so counts as altered.
+    return stored[:10] + "T" + stored[11:] + "Z"
+
+
 def check_rows(
-    rows: Iterable[tuple[Any, ...]], *, expected_seq: int, prev: str
+    rows: Iterable[Sequence[Any]],
+    *,
+    expected_seq: int,
+    prev: str,
+    timestamp: Callable[[Any], str],
 ) -> tuple[int, str, int | None, str]:
     """Check consecutive rows `(seq, occurred_at, actor, action, object_type, object_ref,
-    result, detail, prev_hash, entry_hash)`; returns (next seq, last hash, bad seq, reason)."""
-    sha256 = hashlib.sha256
+    result, detail, prev_hash, entry_hash)`; returns (next seq, last hash, bad seq, reason).
+
+    `timestamp` turns the stored time into its canonical text.
+    """
+    sha256, fromhex, sep, tag = hashlib.sha256, bytes.fromhex, _SEP, DOMAIN_TAG
     for seq, at, actor, action, otype, oref, result, detail, prev_hash, entry_hash in rows:
         if seq != expected_seq:
             return expected_seq, prev, expected_seq, f"event {expected_seq} is missing"
         if prev_hash != prev:
             return seq, prev, seq, f"event {seq} does not follow event {seq - 1}"
-        canonical = _SEP.join(
-            (str(seq), _timestamp(at), actor, action, otype, oref, result, detail)
-        ).encode("utf-8")
-        if sha256(DOMAIN_TAG + bytes.fromhex(prev) + canonical).hexdigest() != entry_hash:
+        try:
+            canonical = sep.join(
+                (str(seq), timestamp(at), actor, action, otype, oref, result, detail)
+            ).encode("utf-8")
+        except (TypeError, ValueError, AttributeError):  # a NULL or mistyped value
+            return seq, prev, seq, f"event {seq} was altered"
+        if sha256(tag + fromhex(prev) + canonical).hexdigest() != entry_hash:
             return seq, prev, seq, f"event {seq} was altered"
         prev = entry_hash
         expected_seq += 1
     return expected_seq, prev, None, ""
 
 
+_ROWS_SQL = text(
+    "SELECT seq, occurred_at, actor, action, object_type, object_ref, result, detail,"
+    " prev_hash, entry_hash FROM audit_events ORDER BY seq"
+)
+
+
 async def verify_chain(engine: AsyncEngine, *, batch: int = 5000) -> ChainReport:
     """Walk the whole chain in order and report the first event that breaks it.
 
     Detects an edited row (hash), a deleted row (gap), a reordered or replaced row (prev hash)
-    and a cut-off tail (head points past the last row).
+    and a cut-off tail (head points past the last row). Rows are read raw (no ORM, no type
+    conversion): on SQLite the stored time text is turned into canonical form by slicing.
     """
-    cols = AuditEvent.__table__.c  # type: ignore[attr-defined]
-    query = select(
-        cols.seq,
-        cols.occurred_at,
-        cols.actor,
-        cols.action,
-        cols.object_type,
-        cols.object_ref,
-        cols.result,
-        cols.detail,
-        cols.prev_hash,
-        cols.entry_hash,
-    ).order_by(cols.seq)
     expected, prev = 1, GENESIS_HASH
     async with engine.connect() as conn:
-        head = (await conn.execute(select(col(AuditHead.seq), col(AuditHead.entry_hash)))).first()
+        timestamp: Callable[[Any], str] = (
+            _canonical_time_from_sqlite if conn.dialect.name == "sqlite" else _timestamp
+        )
+        head = (await conn.execute(select(_HEAD.c.seq, _HEAD.c.entry_hash))).first()
         head_seq, head_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
-        result = await conn.stream(query.execution_options(yield_per=batch))
+        result = await conn.stream(_ROWS_SQL.execution_options(yield_per=batch))
         async for rows in result.partitions(batch):
-            expected, prev, bad, reason = check_rows(rows, expected_seq=expected, prev=prev)
+            expected, prev, bad, reason = check_rows(
+                rows, expected_seq=expected, prev=prev, timestamp=timestamp
+            )
             if bad is not None:
                 return ChainReport(False, expected - 1, head_seq, head_hash, bad, reason)
     count = expected - 1

@@ -42,12 +42,15 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             await upgrade_to_head(engine)
         store = make_store(settings, engine, app[CLOCK])
         app[ENGINE], app[DOSSIER_STORE] = engine, store
-        current, head = await current_revision(engine), head_revision()
-        if current == head:
-            await recover(store)
-        else:
-            # Serve anyway so that /readyz can say what is wrong; the balancer keeps traffic away.
-            log.warning("schema is at %s, not %s: run `balie db upgrade`", current, head)
-        yield
+        try:
+            current, head = await current_revision(engine), head_revision()
+            if current == head:
+                await recover(store)
+            else:
+                # Serve anyway so that /readyz can say what is wrong; no traffic comes meanwhile.
+                log.warning("schema is at %s, not %s: run `balie db upgrade`", current, head)
+            yield
+        finally:
+            await store.audit.close()
     finally:
         await engine.dispose()

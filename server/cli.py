@@ -75,7 +75,10 @@ def _run(work: Callable[[_Resources], Coroutine[Any, Any, T]], *, migrate: bool 
             if migrate:
                 await upgrade_to_head(engine)
             store = make_store(settings, engine, DatabaseClock())
-            return await work(_Resources(settings, engine, store))
+            try:
+                return await work(_Resources(settings, engine, store))
+            finally:
+                await store.audit.close()
         finally:
             await engine.dispose()
 

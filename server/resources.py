@@ -11,6 +11,7 @@ from dossier.documents import recover_incomplete_documents
 from dossier.shredding import finish_interrupted_destructions
 from dossier.store import DossierStore
 from retention.audit import Actor
+from retention.auditlog import AuditLog
 from server.settings import Settings
 
 __all__ = ["make_store", "open_engine", "recover"]
@@ -23,9 +24,13 @@ def open_engine(settings: Settings) -> AsyncEngine:
 
 
 def make_store(settings: Settings, engine: AsyncEngine, clock: Clock) -> DossierStore:
-    """The dossier store over `engine`, with the keyring and blob store from settings."""
+    """The dossier store over `engine`, with the keyring and blob store from settings.
+
+    The caller closes `store.audit` when done (it may own a thread and a connection).
+    """
     return DossierStore(
         sessions=make_sessionmaker(engine),
+        audit=AuditLog(engine),
         # Only dev/test mint KEKs on demand; production needs `balie keys create` beforehand.
         keyring=FileKeyring(settings.resolved_key_dir, create_missing=settings.is_development),
         blobs=LocalBlobStore(settings.resolved_blob_dir),

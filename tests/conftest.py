@@ -75,7 +75,9 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def store(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> DossierStore:
+async def store(
+    settings: Settings, engine: AsyncEngine, clock: ManualClock
+) -> AsyncIterator[DossierStore]:
     store = make_store(settings, engine, clock)
     async with store.sessions() as session, session.begin():
         await ensure_department(session, code="burgerzaken", name="Burgerzaken")
@@ -83,7 +85,8 @@ async def store(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> 
             session, code="geboorteaangifte", label="Geboorteaangifte", selectielijst="7"
         )
         await ensure_service_type(session, code="kort", label="Kort bewaard", retention_days=30)
-    return store
+    yield store
+    await store.audit.close()
 
 
 @pytest.fixture

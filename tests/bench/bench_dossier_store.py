@@ -49,6 +49,7 @@ from dossier.documents import open_document, store_document
 from dossier.models import Document
 from dossier.store import DossierStore
 from retention.audit import Actor
+from retention.auditlog import AuditLog
 from server.migrate import upgrade_to_head
 
 MIB = 1 << 20
@@ -249,6 +250,7 @@ async def make_store(root: Path) -> tuple[DossierStore, uuid.UUID, Callable[[], 
     await upgrade_to_head(engine)
     store = DossierStore(
         sessions=make_sessionmaker(engine),
+        audit=AuditLog(engine),
         keyring=FileKeyring(root / "keys", create_missing=True),
         blobs=LocalBlobStore(root / "blobs"),
         clock=DatabaseClock(),
@@ -265,7 +267,12 @@ async def make_store(root: Path) -> tuple[DossierStore, uuid.UUID, Callable[[], 
         starts_at=now + dt.timedelta(hours=1),
         ends_at=now + dt.timedelta(hours=2),
     )
-    return store, booked.dossier.id, engine.dispose
+
+    async def dispose() -> None:
+        await store.audit.close()
+        await engine.dispose()
+
+    return store, booked.dossier.id, dispose
 
 
 def mb_per_s(size: int, seconds: float) -> float:

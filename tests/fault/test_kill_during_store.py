@@ -65,7 +65,8 @@ CHILD = textwrap.dedent(
             async def __aexit__(self, *exc):
                 return False
 
-        stuck = DossierStore(sessions=sessions, keyring=store.keyring, blobs=store.blobs,
+        stuck = DossierStore(sessions=sessions, audit=store.audit, keyring=store.keyring,
+                             blobs=store.blobs,
                              clock=store.clock, segment_size=4096)
         await store_document(stuck, actor=Actor("resident", "r1"), dossier_id=DOSSIER,
                              name="scan.pdf", media_type="application/pdf", content=source())

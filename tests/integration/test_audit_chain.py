@@ -203,3 +203,71 @@ async def test_events_hold_no_bsn(store, clock):
     assert rows
     for row in rows:
         assert "f" * 64 not in row.detail
+
+
+async def test_stand_alone_and_in_transaction_appends_share_one_chain(store):
+    at = dt.datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=dt.UTC)
+    first = await store.audit.append(
+        at=at, actor=ACTOR, action="document.read", object_type="dossier", object_ref="d1"
+    )
+    await append(store, 2)
+    third = await store.audit.append(
+        at=at, actor=ACTOR, action="chat.read", object_type="dossier", object_ref="d1",
+        detail={"messages": 3},
+    )  # fmt: skip
+    assert (first, third) == (1, 4)
+    report = await verify_chain(engine_of(store))
+    assert report.ok
+    assert report.count == 4
+    async with store.sessions() as session:
+        row = await session.get(AuditEvent, 1)
+    assert row is not None
+    assert row.occurred_at == at  # the fast path stores time exactly as the ORM reads it
+
+
+async def test_concurrent_stand_alone_and_in_transaction_appends(store):
+    async def alone(n: int) -> None:
+        for i in range(5):
+            await store.audit.append(
+                at=dt.datetime.now(dt.UTC), actor=ACTOR, action="x", object_type="t",
+                object_ref=f"{n}-{i}",
+            )  # fmt: skip
+
+    await asyncio.gather(alone(1), alone(2), append(store, 5), append(store, 5, start=50))
+    report = await verify_chain(engine_of(store))
+    assert report.ok
+    assert report.count == 20
+
+
+async def test_stand_alone_append_refuses_bad_fields_and_writes_nothing(store):
+    with pytest.raises(InvalidAuditEvent, match="object_ref"):
+        await store.audit.append(
+            at=dt.datetime.now(dt.UTC), actor=ACTOR, action="x", object_type="t", object_ref=""
+        )
+    with pytest.raises(InvalidAuditEvent, match="aware"):
+        await store.audit.append(
+            at=dt.datetime(2026, 1, 1), actor=ACTOR, action="x", object_type="t", object_ref="r"
+        )
+    assert (await verify_chain(engine_of(store))).count == 0
+
+
+async def test_stand_alone_append_serialises_with_a_writer(store):
+    """While another transaction holds the write lock, the append waits and then follows it."""
+    async with store.sessions() as session, session.begin():
+        await record_event(
+            session, at=dt.datetime.now(dt.UTC), actor=ACTOR, action="slow",
+            object_type="t", object_ref="r",
+        )  # fmt: skip
+        waiting = asyncio.ensure_future(
+            store.audit.append(
+                at=dt.datetime.now(dt.UTC),
+                actor=ACTOR,
+                action="after",
+                object_type="t",
+                object_ref="r",
+            )  # fmt: skip
+        )
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+    assert await waiting == 2
+    assert (await verify_chain(engine_of(store))).ok
