@@ -271,3 +271,34 @@ async def test_stand_alone_append_serialises_with_a_writer(store):
         assert not waiting.done()
     assert await waiting == 2
     assert (await verify_chain(engine_of(store))).ok
+
+
+async def test_intact_chain_is_verified_by_the_fast_path_alone(chain, monkeypatch):
+    """The aggregated check must agree with the row-by-row one on an intact chain; if the
+    database built a canonical entry differently, every batch would fall back to rows."""
+    import retention.audit as audit
+
+    def no_row_walk(*args, **kwargs):
+        raise AssertionError("an intact batch fell back to the row-by-row walk")
+
+    monkeypatch.setattr(audit, "check_rows", no_row_walk)
+    report = await verify_chain(engine_of(chain), batch=3)
+    assert report.ok
+    assert report.count == 10
+
+
+async def test_edited_prev_hash_is_found(chain):
+    await tamper(
+        chain, update(AuditEvent).where(col(AuditEvent.seq) == 8).values(prev_hash="a" * 64)
+    )
+    report = await verify_chain(engine_of(chain))
+    assert report.first_bad_seq == 8
+    assert "does not follow" in report.reason
+
+
+async def test_null_or_separator_smuggled_into_a_field_is_found(chain):
+    await tamper(
+        chain,
+        update(AuditEvent).where(col(AuditEvent.seq) == 5).values(actor="clerk:emp-7\x1etest"),
+    )
+    assert (await verify_chain(engine_of(chain))).first_bad_seq == 5
