@@ -212,9 +212,13 @@ async def test_stand_alone_and_in_transaction_appends_share_one_chain(store):
     )
     await append(store, 2)
     third = await store.audit.append(
-        at=at, actor=ACTOR, action="chat.read", object_type="dossier", object_ref="d1",
+        at=at,
+        actor=ACTOR,
+        action="chat.read",
+        object_type="dossier",
+        object_ref="d1",
         detail={"messages": 3},
-    )  # fmt: skip
+    )
     assert (first, third) == (1, 4)
     report = await verify_chain(engine_of(store))
     assert report.ok
@@ -229,9 +233,12 @@ async def test_concurrent_stand_alone_and_in_transaction_appends(store):
     async def alone(n: int) -> None:
         for i in range(5):
             await store.audit.append(
-                at=dt.datetime.now(dt.UTC), actor=ACTOR, action="x", object_type="t",
+                at=dt.datetime.now(dt.UTC),
+                actor=ACTOR,
+                action="x",
+                object_type="t",
                 object_ref=f"{n}-{i}",
-            )  # fmt: skip
+            )
 
     await asyncio.gather(alone(1), alone(2), append(store, 5), append(store, 5, start=50))
     report = await verify_chain(engine_of(store))
@@ -255,9 +262,13 @@ async def test_stand_alone_append_serialises_with_a_writer(store):
     """While another transaction holds the write lock, the append waits and then follows it."""
     async with store.sessions() as session, session.begin():
         await record_event(
-            session, at=dt.datetime.now(dt.UTC), actor=ACTOR, action="slow",
-            object_type="t", object_ref="r",
-        )  # fmt: skip
+            session,
+            at=dt.datetime.now(dt.UTC),
+            actor=ACTOR,
+            action="slow",
+            object_type="t",
+            object_ref="r",
+        )
         waiting = asyncio.ensure_future(
             store.audit.append(
                 at=dt.datetime.now(dt.UTC),
@@ -265,7 +276,7 @@ async def test_stand_alone_append_serialises_with_a_writer(store):
                 action="after",
                 object_type="t",
                 object_ref="r",
-            )  # fmt: skip
+            )
         )
         await asyncio.sleep(0.2)
         assert not waiting.done()
