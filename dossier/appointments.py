@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from dossier.errors import DossierNotFound, InvalidInput, InvalidState
 from dossier.keys import create_data_key
+from dossier.lookup import record_dossier_event
 from dossier.models import (
     Appointment,
     Department,
@@ -24,7 +25,7 @@ from dossier.models import (
 )
 from dossier.shredding import destroy_dossier
 from dossier.store import DossierStore
-from retention.audit import Actor, record_event
+from retention.audit import Actor
 
 __all__ = [
     "MAX_RETENTION_DAYS",
@@ -147,13 +148,12 @@ async def create_appointment(
         session.add(dossier)
         await session.flush()
         await create_data_key(session, keyring=store.keyring, dossier_id=dossier.id, now=now)
-        await record_event(
+        await record_dossier_event(
             session,
             at=now,
             actor=actor,
             action="dossier.created",
-            object_type="dossier",
-            object_ref=str(dossier.id),
+            dossier_id=dossier.id,
             detail={
                 "appointment": str(appointment.id),
                 "service_type": service.code,
@@ -187,13 +187,12 @@ async def cancel_appointment(
             )
         if dossier.state in _CANCELLABLE:
             dossier.state, dossier.state_changed_at = DossierState.CANCELLED, now
-            await record_event(
+            await record_dossier_event(
                 session,
                 at=now,
                 actor=actor,
                 action="appointment.cancelled",
-                object_type="dossier",
-                object_ref=str(dossier.id),
+                dossier_id=dossier.id,
                 detail={"appointment": str(appointment_id)},
             )
     return await destroy_dossier(

@@ -13,10 +13,10 @@ from dossier.crypto.records import RecordCipher
 from dossier.db import read_session
 from dossier.errors import IntegrityError, InvalidInput
 from dossier.keys import load_data_key
-from dossier.lookup import get_live_dossier, record_failure
+from dossier.lookup import audit_access, get_live_dossier, record_dossier_event
 from dossier.models import ChatMessage
 from dossier.store import DossierStore
-from retention.audit import Actor, record_event
+from retention.audit import Actor
 
 __all__ = ["MAX_CHAT_CHARS", "ChatEntry", "append_chat_message", "list_chat_messages"]
 
@@ -71,13 +71,12 @@ async def append_chat_message(
                 sealed=sealed,
             )
         )
-        await record_event(
+        await record_dossier_event(
             session,
             at=now,
             actor=actor,
             action="chat.appended",
-            object_type="dossier",
-            object_ref=str(dossier_id),
+            dossier_id=dossier_id,
             detail={"message": str(message_id)},
         )
     return ChatEntry(message_id, kind, actor.role, now, text)
@@ -115,17 +114,17 @@ async def list_chat_messages(
             ]
             now = await store.clock.now(session)
     except IntegrityError:
-        await record_failure(
+        await audit_access(
             store, actor=actor, action="chat.read", dossier_id=dossier_id, result="integrity_error"
         )
         raise
     # Recorded before anything is shown; if recording fails, nothing is.
-    await store.audit.append(
+    await audit_access(
+        store,
         at=now,
         actor=actor,
         action="chat.read",
-        object_type="dossier",
-        object_ref=str(dossier_id),
+        dossier_id=dossier_id,
         detail={"messages": len(entries)},
     )
     return entries

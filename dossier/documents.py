@@ -37,10 +37,10 @@ from dossier.errors import (
     InvalidState,
 )
 from dossier.keys import load_data_key
-from dossier.lookup import get_live_dossier, record_failure
+from dossier.lookup import audit_access, get_live_dossier, record_dossier_event
 from dossier.models import Document, DocumentState
 from dossier.store import DossierStore
-from retention.audit import Actor, record_event
+from retention.audit import Actor
 
 __all__ = [
     "DocumentInfo",
@@ -168,13 +168,12 @@ async def store_document(
                 current.state = DocumentState.COMPLETE
                 current.plaintext_size, current.sealed_size = counter[0], sealed_size
                 current.completed_at = now
-                await record_event(
+                await record_dossier_event(
                     session,
                     at=now,
                     actor=actor,
                     action="document.stored",
-                    object_type="dossier",
-                    object_ref=str(dossier_id),
+                    dossier_id=dossier_id,
                     detail={"document": str(document_id), "size": counter[0]},
                 )
             return _info(current, cipher)
@@ -182,7 +181,7 @@ async def store_document(
         # The writer already removed the blob; the pending row goes too.
         await _discard_pending(store, document_id)
         if isinstance(exc, DossierError):
-            await record_failure(
+            await audit_access(
                 store, actor=actor, action="document.store", dossier_id=dossier_id, result=exc.code
             )
         raise
@@ -214,21 +213,25 @@ async def open_document(
             info: DocumentInfo | None = _info(row, RecordCipher(dek, dossier_id))
         except IntegrityError:
             info = None
-    if info is None:
-        await record_failure(
+
+    async def record_refusal() -> None:
+        await audit_access(
             store,
             actor=actor,
             action="document.read",
             dossier_id=dossier_id,
             result="integrity_error",
         )
+
+    if info is None:
+        await record_refusal()
         raise IntegrityError(f"document {document_id} metadata does not authenticate")
-    await store.audit.append(
+    await audit_access(
+        store,
         at=now,
         actor=actor,
         action="document.read",
-        object_type="dossier",
-        object_ref=str(dossier_id),
+        dossier_id=dossier_id,
         detail={"document": str(document_id)},
     )
 
@@ -243,13 +246,7 @@ async def open_document(
             except FileNotFoundError:
                 raise IntegrityError(f"document {document_id} has no stored content") from None
         except IntegrityError:
-            await record_failure(
-                store,
-                actor=actor,
-                action="document.read",
-                dossier_id=dossier_id,
-                result="integrity_error",
-            )
+            await record_refusal()
             raise
 
     return OpenedDocument(info=info, content=content())
@@ -271,12 +268,12 @@ async def list_documents(
         cipher = RecordCipher(dek, dossier_id)
         infos = [_info(row, cipher) for row in (await session.execute(query)).scalars()]
         now = await store.clock.now(session)
-    await store.audit.append(
+    await audit_access(
+        store,
         at=now,
         actor=actor,
         action="document.listed",
-        object_type="dossier",
-        object_ref=str(dossier_id),
+        dossier_id=dossier_id,
         detail={"documents": len(infos)},
     )
     return infos
@@ -307,13 +304,12 @@ async def recover_incomplete_documents(
             if current is None or current.state != DocumentState.PENDING:
                 continue
             await session.delete(current)
-            await record_event(
+            await record_dossier_event(
                 session,
                 at=await store.clock.now(session),
                 actor=actor,
                 action="document.discarded_incomplete",
-                object_type="dossier",
-                object_ref=str(row.dossier_id),
+                dossier_id=row.dossier_id,
                 detail={"document": str(row.id)},
             )
         removed += 1

@@ -1,17 +1,20 @@
-"""Finding a dossier that may have been destroyed, with the right error if it has."""
+"""Finding a dossier (with the right error if it was destroyed) and auditing what is done to it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dossier.errors import DossierDestroyed, DossierNotFound
 from dossier.models import Dossier, DossierState, Tombstone
 from dossier.store import DossierStore
-from retention.audit import Actor
+from retention.audit import Actor, record_event
 
-__all__ = ["get_dossier", "get_live_dossier", "record_failure"]
+__all__ = ["audit_access", "get_dossier", "get_live_dossier", "record_dossier_event"]
 
 
 async def get_dossier(session: AsyncSession, dossier_id: uuid.UUID) -> Dossier:
@@ -32,17 +35,50 @@ async def get_live_dossier(session: AsyncSession, dossier_id: uuid.UUID) -> Doss
     return dossier
 
 
-async def record_failure(
-    store: DossierStore, *, actor: Actor, action: str, dossier_id: uuid.UUID, result: str
+async def record_dossier_event(
+    session: AsyncSession,
+    *,
+    at: dt.datetime,
+    actor: Actor,
+    action: str,
+    dossier_id: uuid.UUID,
+    detail: Mapping[str, Any] | None = None,
 ) -> None:
-    """Audit an access that failed, on its own (the failed transaction rolled back)."""
-    async with store.sessions() as session:
-        now = await store.clock.now(session)
+    """Audit a change to the dossier inside the transaction that makes it."""
+    await record_event(
+        session,
+        at=at,
+        actor=actor,
+        action=action,
+        object_type="dossier",
+        object_ref=str(dossier_id),
+        detail=detail,
+    )
+
+
+async def audit_access(
+    store: DossierStore,
+    *,
+    actor: Actor,
+    action: str,
+    dossier_id: uuid.UUID,
+    at: dt.datetime | None = None,
+    result: str = "ok",
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Audit a read of the dossier, or an attempt that failed, as an event on its own.
+
+    Reads record before anything is shown: if recording fails, nothing is.
+    """
+    if at is None:
+        async with store.sessions() as session:
+            at = await store.clock.now(session)
     await store.audit.append(
-        at=now,
+        at=at,
         actor=actor,
         action=action,
         object_type="dossier",
         object_ref=str(dossier_id),
         result=result,
+        detail=detail,
     )

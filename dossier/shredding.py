@@ -20,6 +20,7 @@ from sqlmodel import col
 
 from dossier.db import NO_TRANSACTION
 from dossier.errors import DossierNotFound
+from dossier.lookup import record_dossier_event
 from dossier.models import (
     Appointment,
     ChatMessage,
@@ -33,7 +34,7 @@ from dossier.models import (
     TombstoneOutcome,
 )
 from dossier.store import DossierStore
-from retention.audit import Actor, record_event
+from retention.audit import Actor
 
 __all__ = ["destroy_dossier", "finish_interrupted_destructions"]
 
@@ -66,13 +67,12 @@ async def destroy_dossier(
             now = await store.clock.now(session)
             dossier.state, dossier.state_changed_at = DossierState.DESTROYING, now
             dossier.destroy_started_at, dossier.destroy_reason = now, outcome.value
-            await record_event(
+            await record_dossier_event(
                 session,
                 at=now,
                 actor=actor,
                 action="dossier.destroy_started",
-                object_type="dossier",
-                object_ref=str(dossier_id),
+                dossier_id=dossier_id,
                 detail={"outcome": outcome.value},
             )
         outcome = TombstoneOutcome(dossier.destroy_reason or outcome.value)
@@ -82,13 +82,12 @@ async def destroy_dossier(
         key = await session.get(DataKey, dossier_id)
         if key is not None:
             await session.delete(key)
-            await record_event(
+            await record_dossier_event(
                 session,
                 at=await store.clock.now(session),
                 actor=actor,
                 action="dossier.key_destroyed",
-                object_type="dossier",
-                object_ref=str(dossier_id),
+                dossier_id=dossier_id,
                 detail={"kek": key.kek_id},
             )
 
@@ -137,13 +136,12 @@ async def destroy_dossier(
             await session.flush()
             await session.delete(appointment)
             session.add(tombstone)
-            await record_event(
+            await record_dossier_event(
                 session,
                 at=now,
                 actor=actor,
                 action="dossier.destroyed",
-                object_type="dossier",
-                object_ref=str(dossier_id),
+                dossier_id=dossier_id,
                 detail={"outcome": outcome.value, "service_type": service.code},
             )
     except DatabaseIntegrityError:

@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -32,6 +32,7 @@ __all__ = [
     "GENESIS_HASH",
     "Actor",
     "ChainReport",
+    "EventArgs",
     "EventFields",
     "append_fields",
     "canonical_entry",
@@ -103,6 +104,21 @@ def _field(name: str, value: str, limit: int) -> str:
             f"audit field {name} must be 1 to {limit} printable characters, got {value!r}"
         )
     return value
+
+
+class _RequiredEventArgs(TypedDict):
+    at: dt.datetime
+    actor: Actor | str
+    action: str
+    object_type: str
+    object_ref: str
+
+
+class EventArgs(_RequiredEventArgs, total=False):
+    """What a caller says about an event (`record_event`, `AuditLog.append`)."""
+
+    result: str  # "ok" unless given
+    detail: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,17 +206,7 @@ async def append_fields(session: AsyncSession, fields: EventFields) -> int:
     return int(row["seq"])
 
 
-async def record_event(
-    session: AsyncSession,
-    *,
-    at: dt.datetime,
-    actor: Actor | str,
-    action: str,
-    object_type: str,
-    object_ref: str,
-    result: str = "ok",
-    detail: Mapping[str, Any] | None = None,
-) -> int:
+async def record_event(session: AsyncSession, **event: Unpack[EventArgs]) -> int:
     """Append one event inside the caller's transaction; it commits or rolls back with it.
 
     Use this for an event that belongs to a change (the change and its record stand or fall
@@ -208,16 +214,7 @@ async def record_event(
     references only. Raises InvalidAuditEvent for an empty, too long or control-character
     field. Returns the event's sequence number.
     """
-    fields = EventFields.build(
-        at=at,
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_ref=object_ref,
-        result=result,
-        detail=detail,
-    )
-    return await append_fields(session, fields)
+    return await append_fields(session, EventFields.build(**event))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,18 +11,16 @@ On PostgreSQL it is an ordinary short transaction (with the chain's advisory loc
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import sqlite3
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Unpack
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dossier.db import apply_sqlite_pragmas, make_sessionmaker
 from retention.audit import (
-    Actor,
     ChainReport,
+    EventArgs,
     EventFields,
     append_fields,
     sqlite_timestamp,
@@ -53,30 +51,12 @@ class AuditLog:
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
 
-    async def append(
-        self,
-        *,
-        at: dt.datetime,
-        actor: Actor | str,
-        action: str,
-        object_type: str,
-        object_ref: str,
-        result: str = "ok",
-        detail: Mapping[str, Any] | None = None,
-    ) -> int:
+    async def append(self, **event: Unpack[EventArgs]) -> int:
         """Append one event in a transaction of its own; returns its sequence number.
 
         Raises InvalidAuditEvent for a bad field (nothing is written then).
         """
-        fields = EventFields.build(
-            at=at,
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_ref=object_ref,
-            result=result,
-            detail=detail,
-        )
+        fields = EventFields.build(**event)
         if self._sqlite_path is None:
             async with self._sessions() as session, session.begin():
                 return await append_fields(session, fields)
