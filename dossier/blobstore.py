@@ -116,7 +116,12 @@ class _LocalWriter:
         self._renamed = False
 
     async def __aenter__(self) -> _LocalWriter:
-        self._final.parent.mkdir(parents=True, exist_ok=True)
+        fan_out = self._final.parent
+        if not fan_out.is_dir():
+            fan_out.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # A new directory is durable only once its parent is synced; otherwise a crash
+            # could lose it with every blob later renamed into it.
+            await asyncio.to_thread(fsync_dir, fan_out.parent)
         if self._final.exists():
             raise InvalidInput(f"blob {self._final.name} exists already")
         self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
