@@ -6,7 +6,15 @@ IdentityError        base; `code` is stable and machine-readable
 
 from __future__ import annotations
 
-__all__ = ["IdentityError", "InvalidBsn"]
+__all__ = [
+    "Forbidden",
+    "IdentityError",
+    "InvalidAccount",
+    "InvalidBsn",
+    "InvitationInvalid",
+    "LoginFailed",
+    "NotAuthenticated",
+]
 
 
 class IdentityError(Exception):
@@ -15,3 +23,23 @@ class IdentityError(Exception):
 
 class InvalidBsn(IdentityError):
     code = "invalid_bsn"
+
+
+class LoginFailed(IdentityError):
+    code = "login_failed"
+
+
+class NotAuthenticated(IdentityError):
+    code = "not_authenticated"
+
+
+class Forbidden(IdentityError):
+    code = "forbidden"
+
+
+class InvalidAccount(IdentityError):
+    code = "invalid_account"
+
+
+class InvitationInvalid(IdentityError):
+    code = "invitation_invalid"

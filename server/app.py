@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from dossier.db import Clock, DatabaseClock
-from server import health
-from server.appkeys import CLOCK, DOSSIER_STORE, ENGINE, SETTINGS
+from server import health, staff_api
+from server.appkeys import CLOCK, DOSSIER_STORE, ENGINE, LOGIN_LIMITER, SETTINGS
 from server.middlewares import error_middleware
 from server.migrate import current_revision, head_revision, upgrade_to_head
+from server.ratelimit import RateLimiter
 from server.resources import make_store, open_engine, recover
+from server.security import add_security_headers, csrf_middleware, session_middleware
 from server.settings import Settings
 
 __all__ = ["create_app"]
@@ -25,11 +27,18 @@ MAX_JSON_BODY = 64 * 1024
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """Build the Balie application for `settings`; resources open when it starts."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_JSON_BODY)
+    app = web.Application(
+        # Outermost first: errors of every later layer become JSON with a code.
+        middlewares=[error_middleware, session_middleware, csrf_middleware],
+        client_max_size=MAX_JSON_BODY,
+    )
     app[SETTINGS] = settings
     app[CLOCK] = clock or DatabaseClock()
+    app[LOGIN_LIMITER] = RateLimiter(per_minute=10, burst=5)
+    app.on_response_prepare.append(add_security_headers)
     app.cleanup_ctx.append(database)
     health.add_routes(app.router)
+    staff_api.add_routes(app.router)
     return app
 
 

@@ -24,12 +24,12 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (dossier_errors.InvalidInput, 422),
     (dossier_errors.KeyUnavailable, 503),
     (dossier_errors.IntegrityError, 500),
+    (identity_errors.Forbidden, 403),
+    (identity_errors.InvalidAccount, 422),
+    (identity_errors.InvalidBsn, 422),
+    (identity_errors.InvitationInvalid, 404),
     (identity_errors.IdentityError, 401),
     (retention_errors.InvalidAuditEvent, 422),
-)
-
-DomainError = (
-    dossier_errors.DossierError | identity_errors.IdentityError | retention_errors.RetentionError
 )
 
 

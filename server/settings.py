@@ -36,7 +36,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str = Field(
+        default="", description="how browsers reach Balie; default http://<host>:<port>"
+    )
     pseudonym_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # Seals staff TOTP secrets and similar small server-side secrets. Unlike the pseudonym key
+    # it may be rotated (staff then enrol their authenticator again).
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     document_segment_size: int = Field(default=1 << 20, ge=4096, le=16 << 20)
     migrate_on_start: bool = True
 
@@ -50,6 +56,12 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'balie.db'}"
 
     @property
+    def public_origin(self) -> str:
+        """Scheme, host and port that browsers use: what a same-origin request's Origin says."""
+        url = self.public_url or f"http://{self.host}:{self.port}"
+        return url.rstrip("/")
+
+    @property
     def resolved_key_dir(self) -> Path:
         return self.key_dir or self.data_dir / "keys"
 
@@ -60,12 +72,16 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.environment is Environment.PRODUCTION:
-            secret = self.pseudonym_key.get_secret_value()
-            if secret == PLACEHOLDER_SECRET or len(secret) < 32:
-                raise ValueError(
-                    "BALIE_PSEUDONYM_KEY must be set to a random secret of at least 32 characters "
-                    "in production (the development placeholder is refused)"
-                )
+            for name, value in (
+                ("PSEUDONYM_KEY", self.pseudonym_key),
+                ("SECRET_KEY", self.secret_key),
+            ):
+                secret = value.get_secret_value()
+                if secret == PLACEHOLDER_SECRET or len(secret) < 32:
+                    raise ValueError(
+                        f"BALIE_{name} must be set to a random secret of at least 32 characters "
+                        "in production (the development placeholder is refused)"
+                    )
             if not self.database_url:
                 raise ValueError("BALIE_DATABASE_URL must be set explicitly in production")
         return self

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import dossier.models  # noqa: F401  (registers the tables)
+import identity.models  # noqa: F401
 import retention.models  # noqa: F401
 from dossier.db import create_engine
 

@@ -47,6 +47,7 @@ async def test_readyz_503_without_the_months_key_in_production(aiohttp_client, s
         database_url=settings.resolved_database_url,
         key_dir=tmp_path / "empty-keyring",
         pseudonym_key="p" * 40,
+        secret_key="s" * 40,
     )
     client = await aiohttp_client(create_app(production))
     response = await client.get("/readyz")
@@ -66,7 +67,7 @@ async def test_unknown_path_is_json_404(aiohttp_client, settings):
 
 async def test_wrong_method_is_json_405(aiohttp_client, settings):
     client = await aiohttp_client(create_app(settings))
-    response = await client.post("/healthz", data=b"x")
+    response = await client.post("/healthz", data=b"x", headers={"Sec-Fetch-Site": "same-origin"})
     assert response.status == 405
     assert (await response.json())["code"] == "method_not_allowed"
 
@@ -99,7 +100,7 @@ def test_production_refuses_placeholder_secret(isolated_env):
 
 def test_production_needs_an_explicit_database(isolated_env):
     with pytest.raises(ValueError, match="BALIE_DATABASE_URL"):
-        Settings(environment="production", pseudonym_key="k" * 40)
+        Settings(environment="production", pseudonym_key="k" * 40, secret_key="s" * 40)
 
 
 def test_settings_come_from_the_environment(isolated_env, monkeypatch, tmp_path):
@@ -116,3 +117,12 @@ def test_unknown_setting_is_refused(isolated_env, monkeypatch):
     monkeypatch.setenv("BALIE_PORT", "not-a-port")
     with pytest.raises(ValueError, match="port"):
         Settings()
+
+
+def test_production_refuses_placeholder_secret_key(isolated_env):
+    with pytest.raises(ValueError, match="BALIE_SECRET_KEY"):
+        Settings(
+            environment="production",
+            database_url="postgresql+asyncpg://db/balie",
+            pseudonym_key="k" * 40,
+        )

@@ -10,6 +10,7 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 import dossier.models  # noqa: F401  (registers tables)
+import identity.models  # noqa: F401
 import retention.models  # noqa: F401
 from dossier.db import create_engine
 from server.migrate import _config, current_revision, head_revision, upgrade_to_head

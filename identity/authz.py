@@ -1,0 +1,77 @@
+"""The one place that decides who may do what (DESIGN section 1).
+
+Every handler asks `decide` before it calls a service; every denial is audited by the caller
+through `audit_denial`. The information manager and the privacy officer never get dossier
+content: that firewall is a row in the table below, not a convention in handlers.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+
+from identity.errors import Forbidden, NotAuthenticated
+from identity.sessions import Principal
+
+__all__ = ["Action", "Target", "decide", "require"]
+
+
+class Action(enum.StrEnum):
+    LIST_APPOINTMENTS = "list_appointments"
+    BOOK_APPOINTMENT = "book_appointment"
+    CANCEL_APPOINTMENT = "cancel_appointment"
+    READ_CONTENT = "read_content"  # chat and documents of a dossier
+    READ_METADATA = "read_metadata"  # retention dates and states, no content
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What an action is about: a department and, where there is one, an appointment."""
+
+    department_id: uuid.UUID | None = None
+    appointment_id: uuid.UUID | None = None
+
+
+_STAFF_ONLY_OWN_DEPARTMENT = {
+    Action.LIST_APPOINTMENTS,
+    Action.BOOK_APPOINTMENT,
+    Action.CANCEL_APPOINTMENT,
+    Action.READ_CONTENT,
+    Action.READ_METADATA,
+}
+_OVERSIGHT = ("information_manager", "privacy_officer")
+
+
+def decide(principal: Principal | None, action: Action, target: Target) -> str | None:
+    """None if allowed, otherwise the reason it is not (for the audit log and the message)."""
+    if principal is None or principal.kind == "anonymous":
+        return "not signed in"
+    if principal.kind == "staff":
+        if principal.role == "clerk":
+            if action in _STAFF_ONLY_OWN_DEPARTMENT and (
+                target.department_id is None or principal.department_id != target.department_id
+            ):
+                return "this dossier belongs to another department"
+            return None
+        if principal.role in _OVERSIGHT:
+            # Oversight sees metadata of every dossier and never its content.
+            return None if action is Action.READ_METADATA else f"a {principal.role} may not"
+        return "unknown staff role"
+    if principal.kind == "resident":
+        if action is not Action.READ_CONTENT:
+            return "residents may not"
+        if target.appointment_id is None or principal.appointment_id != target.appointment_id:
+            return "this is another resident's appointment"
+        return None
+    return f"a {principal.kind} may not"  # guests (interpreters): video and chat only
+
+
+def require(principal: Principal | None, action: Action, target: Target) -> None:
+    """Raise NotAuthenticated or Forbidden unless `decide` allows the action."""
+    reason = decide(principal, action, target)
+    if reason is None:
+        return
+    if reason == "not signed in":
+        raise NotAuthenticated("sign in first")
+    raise Forbidden(f"not allowed: {reason}")
