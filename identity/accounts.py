@@ -25,6 +25,7 @@ from dossier.crypto.envelope import derive_subkey
 from dossier.models import Department
 from identity.errors import InvalidAccount, LoginFailed
 from identity.models import StaffAccount
+from identity.roles import STAFF_ROLES
 
 __all__ = [
     "MIN_PASSWORD_CHARS",
@@ -35,7 +36,6 @@ __all__ = [
     "reset_local_account",
 ]
 
-STAFF_ROLES = ("clerk", "information_manager", "privacy_officer")
 MIN_PASSWORD_CHARS = 12
 _TOTP_STEP = 30
 _HASHER = PasswordHasher()
@@ -95,7 +95,7 @@ async def add_local_account(
     a taken user name or a short password.
     """
     if role not in STAFF_ROLES:
-        raise InvalidAccount(f"unknown role {role!r}; one of {', '.join(STAFF_ROLES)}")
+        raise InvalidAccount(f"unknown role {role!r}; one of {', '.join(sorted(STAFF_ROLES))}")
     if role == "clerk" and department is None:
         raise InvalidAccount("a clerk belongs to a department")
     if not username or len(username) > 128 or not username.isprintable():
