@@ -32,7 +32,9 @@ from dossier.models import DataKey, Tombstone, TombstoneOutcome
 from dossier.shredding import destroy_dossier
 from dossier.store import DossierStore
 from identity import errors as identity_errors
+from identity.accounts import NewCredentials, add_local_account, reset_local_account
 from identity.pseudonym import bsn_pseudonym
+from identity.roles import STAFF_ROLES
 from retention import errors as retention_errors
 from retention.audit import Actor, ChainReport, verify_chain
 from server.app import create_app
@@ -224,6 +226,66 @@ def audit_verify() -> None:
         return
     click.echo(f"BROKEN at sequence number {report.first_bad_seq}: {report.reason}", err=True)
     sys.exit(1)
+
+
+@main.group()
+def user() -> None:
+    """Local staff accounts (password + TOTP), for development and small installations."""
+
+
+def _print_credentials(creds: NewCredentials) -> None:
+    click.echo(f"user      {creds.account.username} ({creds.account.role})")
+    click.echo(f"password  {creds.password}")
+    click.echo(f"totp      {creds.totp_uri}")
+    click.echo("Hand these over once; Balie keeps only a hash and the sealed TOTP secret.")
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--name", "display_name", required=True, help="Name shown to colleagues.")
+@click.option("--employee-id", required=True, help="Recorded in the audit log.")
+@click.option(
+    "--role",
+    type=click.Choice(sorted(STAFF_ROLES)),
+    required=True,
+    help="clerk, information_manager or privacy_officer.",
+)
+@click.option("--department", default=None, help="Department code (required for a clerk).")
+def user_add(
+    username: str, display_name: str, employee_id: str, role: str, department: str | None
+) -> None:
+    """Create a local account; prints a generated password and the TOTP enrolment URI."""
+
+    async def work(res: _Resources) -> NewCredentials:
+        async with res.store.sessions() as session, session.begin():
+            return await add_local_account(
+                session,
+                secret_key=res.settings.secret_key.get_secret_value().encode(),
+                username=username,
+                display_name=display_name,
+                employee_id=employee_id,
+                role=role,
+                department=department,
+                now=await res.store.clock.now(session),
+            )
+
+    _print_credentials(_run(work))
+
+
+@user.command("reset")
+@click.argument("username")
+def user_reset(username: str) -> None:
+    """Give a local account a new password and TOTP secret (the old ones stop working)."""
+
+    async def work(res: _Resources) -> NewCredentials:
+        async with res.store.sessions() as session, session.begin():
+            return await reset_local_account(
+                session,
+                secret_key=res.settings.secret_key.get_secret_value().encode(),
+                username=username,
+            )
+
+    _print_credentials(_run(work))
 
 
 @main.group()

@@ -147,3 +147,20 @@ def test_demo_serves_and_is_ready(tmp_path, isolated_env):
     assert f"http://127.0.0.1:{port}/readyz" in output
     assert output.count("geboorteaangifte") == 1
     assert (tmp_path / "demo" / "balie.db").exists()
+
+
+def test_user_add_and_reset(seeded):
+    out = run(
+        seeded, "user", "add", "anna", "--name", "Anna de Vries", "--employee-id", "e-17",
+        "--role", "clerk", "--department", "burgerzaken",
+    )  # fmt: skip
+    password = re.search(r"password  (\S+)", out).group(1)
+    assert len(password) >= 12
+    assert "otpauth://totp/" in out
+    again = run(seeded, "user", "reset", "anna")
+    assert re.search(r"password  (\S+)", again).group(1) != password
+    out = run(
+        seeded, "user", "add", "bob", "--name", "Bob", "--employee-id", "e-18", "--role", "clerk",
+    code=1)  # fmt: skip
+    assert "a clerk belongs to a department" in out
+    assert "no local account 'zoe'" in run(seeded, "user", "reset", "zoe", code=1)
