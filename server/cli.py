@@ -67,11 +67,17 @@ class _Resources:
     store: DossierStore
 
 
-def _run(work: Callable[[_Resources], Coroutine[Any, Any, T]], *, migrate: bool = True) -> T:
+def _run(
+    work: Callable[[_Resources], Coroutine[Any, Any, T]],
+    *,
+    migrate: bool = True,
+    settings: Settings | None = None,
+) -> T:
     """Open engine and store, run `work`, close everything; domain errors become messages."""
 
     async def runner() -> T:
-        settings = _settings()
+        nonlocal settings
+        settings = settings or _settings()
         engine = open_engine(settings)
         try:
             if migrate:
@@ -113,21 +119,37 @@ def serve(host: str | None, port: int | None) -> None:
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
 def demo(host: str | None, port: int | None) -> None:
-    """Seed demo departments, services and appointments, then serve with links printed."""
+    """Seed demo departments, services, appointments and a clerk, then serve; prints links."""
     settings = _settings()
     if not settings.is_development:
         raise click.ClickException("the demo runs only with BALIE_ENVIRONMENT=dev or test")
-    booked = _run(lambda res: seed_demo(res.store, actor=Actor.system("demo")))
-    host, port = host or settings.host, port or settings.port
-    base = f"http://{host}:{port}"
+    settings = settings.model_copy(
+        update={"host": host or settings.host, "port": port or settings.port}
+    )
+    lines = _run(
+        lambda res: seed_demo(
+            res.store,
+            actor=Actor.system("demo"),
+            public_origin=res.settings.public_origin,
+            secret_key=res.settings.secret_key.get_secret_value().encode(),
+        ),
+        settings=settings,
+    )
+    base = settings.public_origin
     click.echo("Balie demo")
     click.echo(f"  data directory : {settings.data_dir.resolve()}")
     click.echo(f"  liveness       : {base}/healthz")
     click.echo(f"  readiness      : {base}/readyz")
-    click.echo("  sample appointments (try `balie dossier chat <dossier> 'Hallo'`):")
-    for line in booked:
+    click.echo("  DigiD test IdP : any BSN that passes the eleven-test, e.g. 999993653")
+    click.echo("  sample appointments and staff sign-in:")
+    for line in lines:
         click.echo(f"    {line}")
-    web.run_app(create_app(settings), host=host, port=port, print=lambda text: click.echo(text))
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=lambda text: click.echo(text),
+    )
 
 
 @main.group()

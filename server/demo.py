@@ -10,10 +10,14 @@ from sqlmodel import col
 from dossier.appointments import create_appointment, ensure_department, ensure_service_type
 from dossier.models import Appointment, Dossier, ServiceType
 from dossier.store import DossierStore
+from identity.accounts import add_local_account
+from identity.invitations import create_invitation
+from identity.models import StaffAccount
 from retention.audit import Actor
 
 __all__ = ["seed_demo"]
 
+DEMO_CLERK = "medewerker"
 SERVICES = (
     # code, label, level of assurance, archive mode, selectielijst
     ("geboorteaangifte", "Geboorteaangifte", "substantieel", "export_required", "7"),
@@ -22,10 +26,13 @@ SERVICES = (
 )
 
 
-async def seed_demo(store: DossierStore, *, actor: Actor) -> list[str]:
+async def seed_demo(
+    store: DossierStore, *, actor: Actor, public_origin: str, secret_key: bytes
+) -> list[str]:
     """Create the demo's reference data and, if none exist, three appointments from now on.
 
-    Returns one printable line per live appointment. Safe to run at every demo start.
+    Returns printable lines: per live appointment a fresh resident invitation link, and the
+    demo clerk's credentials when the account is made. Safe to run at every demo start.
     """
     async with store.sessions() as session, session.begin():
         await ensure_department(session, code="burgerzaken", name="Burgerzaken")
@@ -52,20 +59,49 @@ async def seed_demo(store: DossierStore, *, actor: Actor) -> list[str]:
                 starts_at=starts_at,
                 ends_at=starts_at + dt.timedelta(minutes=20),
             )
-    async with store.sessions() as session:
+    lines: list[str] = []
+    async with store.sessions() as session, session.begin():
+        exists = select(col(StaffAccount.id)).where(col(StaffAccount.username) == DEMO_CLERK)
+        if (await session.execute(exists)).first() is None:
+            creds = await add_local_account(
+                session,
+                secret_key=secret_key,
+                username=DEMO_CLERK,
+                display_name="Demo Medewerker",
+                employee_id="demo-0001",
+                role="clerk",
+                department="burgerzaken",
+                now=now,
+            )
+            lines += [
+                f"clerk login: user {DEMO_CLERK}, password {creds.password}",
+                f"clerk TOTP (add to an authenticator app): {creds.totp_uri}",
+            ]
+        else:
+            lines.append(f"clerk login: user {DEMO_CLERK} (new password: balie user reset)")
+    async with store.sessions() as session, session.begin():
         query = (
             select(
                 col(Appointment.starts_at),
+                col(Appointment.ends_at),
                 col(ServiceType.code),
                 col(Dossier.id),
-                col(Dossier.state),
+                col(Appointment.id),
             )
             .join(Dossier, col(Dossier.appointment_id) == col(Appointment.id))
             .join(ServiceType, col(ServiceType.id) == col(Appointment.service_type_id))
             .order_by(col(Appointment.starts_at))
         )
-        rows = (await session.execute(query)).all()
-    return [
-        f"{starts.isoformat(timespec='minutes')}  {code:18} dossier {dossier_id} ({state})"
-        for starts, code, dossier_id, state in rows
-    ]
+        for starts, ends, code, dossier_id, appointment_id in (await session.execute(query)).all():
+            token = await create_invitation(
+                session,
+                appointment_id=appointment_id,
+                kind="resident",
+                appointment_ends_at=ends,
+                now=now,
+            )
+            lines.append(
+                f"{starts.isoformat(timespec='minutes')}  {code:18} dossier {dossier_id}\n"
+                f"      resident link: {public_origin}/i/{token}"
+            )
+    return lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import socket
@@ -118,18 +119,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def demo_lines(process: subprocess.Popen[str], marker: str) -> str:
+    """The demo's output up to and including the first line that contains `marker`."""
+    seen = []
+    while True:
+        line = process.stdout.readline()
+        assert line, "demo ended before printing " + marker + ": " + "".join(seen)
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+
+
 def test_demo_serves_and_is_ready(tmp_path, isolated_env):
     """`make demo` runs this command: it must come up ready, on SQLite, with links printed."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BALIE_")}
     env.update(BALIE_DATA_DIR=str(tmp_path / "demo"), BALIE_ENVIRONMENT="dev")
     demo = subprocess.Popen(
-        [sys.executable, "-m", "server", "demo", "--port", str(port)],
+        [sys.executable, "-u", "-m", "server", "demo", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    head = ""
     try:
         deadline = time.monotonic() + 60
         status = None
@@ -141,11 +154,26 @@ def test_demo_serves_and_is_ready(tmp_path, isolated_env):
             except OSError:
                 time.sleep(0.2)
         assert status == 200
+        # The printed resident link leads to the DigiD test IdP at the service's level.
+        head = demo_lines(demo, "resident link")
+        link = re.search(r"resident link: (\S+)", head).group(1)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", link.split(str(port), 1)[1])
+        answer = connection.getresponse()
+        assert answer.status == 303
+        assert answer.getheader("Location").startswith(f"http://127.0.0.1:{port}/test-idp/sso?")
+        connection.close()
     finally:
         demo.terminate()
-        output, _ = demo.communicate(timeout=20)
+        # Not communicate(timeout=...): it reads the pipe past the buffer readline() filled.
+        rest = demo.stdout.read()
+        demo.wait(timeout=20)
+        demo.stdout.close()
+    output = head + rest
     assert f"http://127.0.0.1:{port}/readyz" in output
     assert output.count("geboorteaangifte") == 1
+    assert output.count(f"resident link: http://127.0.0.1:{port}/i/") == 3
+    assert "clerk login: user medewerker, password " in output
     assert (tmp_path / "demo" / "balie.db").exists()
 
 
