@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import logging
 import re
 from urllib.parse import quote
 
@@ -265,7 +266,8 @@ async def test_appointment_page_needs_the_right_resident(client, store, clock):
     assert (await client.get(f"/afspraak/{booked.appointment.id}")).status == 403
 
 
-async def test_no_bsn_in_responses_or_audit(client, store, clock):
+async def test_no_bsn_in_responses_logs_or_audit(client, store, clock, caplog):
+    caplog.set_level(logging.DEBUG)
     token, _ = await invite(store, clock)
     headers, saml_request = await start_login(client, token)
     acs = await idp_answer(client, headers, saml_request)
@@ -281,3 +283,5 @@ async def test_no_bsn_in_responses_or_audit(client, store, clock):
             assert BSN not in f"{row.actor}{row.object_ref}{row.detail}"
         for row in (await session.execute(select(WebSession))).scalars():
             assert BSN not in f"{row.resident_pseudonym}{row.pending}"
+    assert caplog.records  # the scan saw the log lines of the whole login
+    assert BSN not in caplog.text
