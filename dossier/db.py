@@ -7,7 +7,7 @@ This module is a leaf: it imports no other Balie module, so that `dossier`, `ide
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ __all__ = [
     "read_session",
     "transaction",
     "utc",
+    "wall_clock",
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -180,3 +181,11 @@ class ManualClock:
     def advance(self, delta: dt.timedelta) -> None:
         """Move the clock forward (or back, with a negative delta)."""
         self.current += delta
+
+
+def wall_clock(clock: Clock) -> Callable[[], dt.datetime]:
+    """A synchronous "now" for libraries that cannot await (SAML, OIDC): the test clock when
+    a test moves one, the system clock otherwise."""
+    if isinstance(clock, ManualClock):
+        return lambda: clock.current
+    return lambda: dt.datetime.now(dt.UTC)

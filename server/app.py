@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from dossier.db import Clock, DatabaseClock
-from server import digid_routes, health, staff_api
+from server import digid_routes, health, oidc_routes, staff_api
 from server.appkeys import CLOCK, DOSSIER_STORE, ENGINE, LOGIN_LIMITER, SETTINGS
 from server.digid_routes import DIGID
 from server.digid_setup import mount_test_digid
 from server.middlewares import error_middleware
 from server.migrate import current_revision, head_revision, upgrade_to_head
+from server.oidc_routes import oidc_client_context
 from server.ratelimit import RateLimiter
 from server.resources import make_store, open_engine, recover
 from server.security import add_security_headers, csrf_middleware, session_middleware
@@ -41,6 +42,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(database)
     health.add_routes(app.router)
     staff_api.add_routes(app.router)
+    if settings.oidc_issuer:
+        app.cleanup_ctx.append(oidc_client_context)
+        oidc_routes.add_routes(app.router)
     if settings.is_development:
         # Production DigiD (metadata, keys, client TLS from settings) is still to be wired.
         app[DIGID] = mount_test_digid(app, settings, app[CLOCK])

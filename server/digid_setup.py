@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
-
 from aiohttp import web
 
-from dossier.db import Clock, ManualClock
+from dossier.db import Clock, wall_clock
 from identity.digid import DigidServiceProvider, DigidSpConfig, ensure_key_pair
 from identity.digid.testidp import TestIdp, TestIdpConfig, TrustedSp
 from identity.digid.testidp_web import add_test_idp_routes
@@ -16,16 +13,9 @@ from server.pages import TEMPLATES, make_environment
 from server.ratelimit import RateLimiter
 from server.settings import Settings
 
-__all__ = ["mount_test_digid", "wall_clock"]
+__all__ = ["mount_test_digid"]
 
 TEST_IDP_PREFIX = "/test-idp"
-
-
-def wall_clock(clock: Clock) -> Callable[[], dt.datetime]:
-    """A synchronous "now" for the SAML libraries: the test clock when tests move one."""
-    if isinstance(clock, ManualClock):
-        return lambda: clock.current
-    return lambda: dt.datetime.now(dt.UTC)
 
 
 def mount_test_digid(app: web.Application, settings: Settings, clock: Clock) -> DigidWiring:

@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     # Seals staff TOTP secrets and similar small server-side secrets. Unlike the pseudonym key
     # it may be rotated (staff then enrol their authenticator again).
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # Staff single sign-on (OpenID Connect); off while oidc_issuer is empty.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    oidc_role_claim: str = "roles"
+    oidc_department_claim: str = "department"
+    # JSON, e.g. {"balie-medewerkers": "clerk", "balie-informatiebeheer": "information_manager"}
+    oidc_role_mapping: dict[str, str] = Field(default_factory=dict)
     document_segment_size: int = Field(default=1 << 20, ge=4096, le=16 << 20)
     migrate_on_start: bool = True
 

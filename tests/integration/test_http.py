@@ -126,3 +126,8 @@ def test_production_refuses_placeholder_secret_key(isolated_env):
             database_url="postgresql+asyncpg://db/balie",
             pseudonym_key="k" * 40,
         )
+
+
+def test_oidc_role_mapping_comes_from_json(isolated_env, monkeypatch):
+    monkeypatch.setenv("BALIE_OIDC_ROLE_MAPPING", '{"balie-medewerkers": "clerk"}')
+    assert Settings().oidc_role_mapping == {"balie-medewerkers": "clerk"}
