@@ -11,7 +11,7 @@ from dossier.db import Clock, DatabaseClock
 from server import digid_routes, health, oidc_routes, staff_api
 from server.appkeys import CLOCK, DOSSIER_STORE, ENGINE, LOGIN_LIMITER, SETTINGS
 from server.digid_routes import DIGID
-from server.digid_setup import mount_test_digid
+from server.digid_setup import mount_digid, mount_test_digid
 from server.middlewares import error_middleware
 from server.migrate import current_revision, head_revision, upgrade_to_head
 from server.oidc_routes import oidc_client_context
@@ -46,8 +46,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         app.cleanup_ctx.append(oidc_client_context)
         oidc_routes.add_routes(app.router)
     if settings.is_development:
-        # Production DigiD (metadata, keys, client TLS from settings) is still to be wired.
         app[DIGID] = mount_test_digid(app, settings, app[CLOCK])
+        digid_routes.add_routes(app.router)
+    elif settings.digid_idp_metadata is not None:
+        app[DIGID] = mount_digid(app, settings, app[CLOCK])
         digid_routes.add_routes(app.router)
     return app
 

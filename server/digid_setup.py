@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import AsyncIterator
+
+import aiohttp
 from aiohttp import web
 
 from dossier.db import Clock, wall_clock
-from identity.digid import DigidServiceProvider, DigidSpConfig, ensure_key_pair
+from identity.digid import (
+    DigidServiceProvider,
+    DigidSpConfig,
+    aiohttp_transport,
+    ensure_key_pair,
+    load_key_pair,
+    mutual_tls_context,
+    parse_idp_metadata,
+)
 from identity.digid.testidp import TestIdp, TestIdpConfig, TrustedSp
 from identity.digid.testidp_web import add_test_idp_routes
+from server.appkeys import SETTINGS
 from server.digid_routes import DigidWiring
 from server.pages import TEMPLATES, make_environment
 from server.ratelimit import RateLimiter
 from server.settings import Settings
 
-__all__ = ["mount_test_digid"]
+__all__ = ["DIGID_HTTP", "digid_http_context", "mount_digid", "mount_test_digid"]
+
+DIGID_HTTP = web.AppKey("digid_http", aiohttp.ClientSession)
 
 TEST_IDP_PREFIX = "/test-idp"
 
@@ -67,3 +82,51 @@ def mount_test_digid(app: web.Application, settings: Settings, clock: Clock) -> 
         limiter=RateLimiter(per_minute=20, burst=10),
         test_idp=idp,
     )
+
+
+def mount_digid(app: web.Application, settings: Settings, clock: Clock) -> DigidWiring:
+    """The SP for real DigiD, from the metadata, keys and client certificate in settings.
+
+    Raises DigidConfigError (or OSError for unreadable files) so that a misconfigured
+    production server does not start.
+    """
+    assert settings.digid_idp_metadata is not None
+    assert settings.digid_sp_key is not None
+    assert settings.digid_sp_cert is not None
+    idp = parse_idp_metadata(settings.digid_idp_metadata.read_bytes())
+    sp_keys = load_key_pair(settings.digid_sp_key, settings.digid_sp_cert)
+    origin = settings.public_origin
+    config = DigidSpConfig(
+        entity_id=f"{origin}/digid/metadata",
+        acs_url=f"{origin}/digid/acs",
+        sp_key_pem=sp_keys.key_pem,
+        sp_cert_pem=sp_keys.cert_pem,
+        idp_entity_id=idp.entity_id,
+        idp_sso_url=idp.sso_url,
+        idp_artifact_resolution_url=idp.artifact_resolution_url,
+        idp_cert_pem=idp.signing_certs_pem[0],
+    )
+
+    async def over_https(url: str, body: bytes) -> bytes:
+        return await aiohttp_transport(app[DIGID_HTTP])(url, body)
+
+    app.cleanup_ctx.append(digid_http_context)
+    return DigidWiring(
+        sp=DigidServiceProvider(config, clock=wall_clock(clock)),
+        transport=over_https,
+        pages=make_environment(),
+        limiter=RateLimiter(per_minute=20, burst=10),
+    )
+
+
+async def digid_http_context(app: web.Application) -> AsyncIterator[None]:
+    """The HTTP session for artifact resolution, with the client certificate if configured."""
+    settings = app[SETTINGS]
+    ssl_context: ssl.SSLContext | bool = True
+    if settings.digid_tls_cert is not None and settings.digid_tls_key is not None:
+        ssl_context = mutual_tls_context(
+            client_cert=settings.digid_tls_cert, client_key=settings.digid_tls_key
+        )
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context)) as http:
+        app[DIGID_HTTP] = http
+        yield

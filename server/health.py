@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from dossier.errors import DossierError
 from server.appkeys import DOSSIER_STORE, ENGINE
+from server.digid_routes import DIGID
 from server.migrate import current_revision, head_revision
 
 __all__ = ["add_routes"]
@@ -48,6 +49,8 @@ async def readyz(request: web.Request) -> web.Response:
         checks["current_kek"] = key_id
     except DossierError as exc:
         checks["keyring"] = str(exc)
+    # Residents cannot get in without DigiD: a server without it is not ready to serve them.
+    checks["digid"] = "ok" if DIGID in request.app else "not configured (BALIE_DIGID_*)"
     ready = all(v == "ok" for k, v in checks.items() if k != "current_kek")
     return web.json_response(
         {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     oidc_department_claim: str = "department"
     # JSON, e.g. {"balie-medewerkers": "clerk", "balie-informatiebeheer": "information_manager"}
     oidc_role_mapping: dict[str, str] = Field(default_factory=dict)
+    # DigiD in production (dev/test use the built-in test IdP instead).
+    digid_idp_metadata: Path | None = Field(default=None, description="DigiD's metadata XML")
+    digid_sp_key: Path | None = None
+    digid_sp_cert: Path | None = None
+    # Client certificate for artifact resolution (DigiD requires mutual TLS there).
+    digid_tls_cert: Path | None = None
+    digid_tls_key: Path | None = None
     document_segment_size: int = Field(default=1 << 20, ge=4096, le=16 << 20)
     migrate_on_start: bool = True
 
@@ -76,6 +83,16 @@ class Settings(BaseSettings):
     @property
     def resolved_blob_dir(self) -> Path:
         return self.blob_dir or self.data_dir / "blobs"
+
+    @model_validator(mode="after")
+    def _digid_complete(self) -> Settings:
+        if self.digid_idp_metadata is not None and None in (self.digid_sp_key, self.digid_sp_cert):
+            raise ValueError(
+                "BALIE_DIGID_IDP_METADATA needs BALIE_DIGID_SP_KEY and BALIE_DIGID_SP_CERT too"
+            )
+        if (self.digid_tls_cert is None) != (self.digid_tls_key is None):
+            raise ValueError("BALIE_DIGID_TLS_CERT and BALIE_DIGID_TLS_KEY go together")
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
