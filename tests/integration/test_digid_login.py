@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import logging
@@ -15,6 +16,7 @@ from sqlmodel import col
 from yarl import URL
 
 from dossier.appointments import ensure_service_type
+from identity.digid import LevelOfAssurance
 from identity.invitations import create_invitation
 from identity.models import SamlRequest, WebSession
 from identity.pseudonym import bsn_pseudonym
@@ -23,6 +25,7 @@ from retention.models import AuditEvent
 from server.app import create_app
 from server.digid_routes import DIGID
 
+from digid_helpers import xsw_evil_sibling_first, xsw_original_in_extensions
 from support import book
 
 BSN = "999993653"
@@ -285,3 +288,56 @@ async def test_no_bsn_in_responses_logs_or_audit(client, store, clock, caplog):
             assert BSN not in f"{row.resident_pseudonym}{row.pending}"
     assert caplog.records  # the scan saw the log lines of the whole login
     assert BSN not in caplog.text
+
+
+async def forged_login(client, app, store, clock, forge):
+    """A pending login answered by a response that `forge` builds from the honest content."""
+    token, _ = await invite(store, clock)
+    headers, saml_request = await start_login(client, token)
+    idp = app[DIGID].test_idp
+    incoming = idp.parse_authn_request(saml_request)
+    content = idp.response_content(incoming, bsn=BSN, loa=LevelOfAssurance.SUBSTANTIEEL)
+    artifact = idp.issue_artifact(forge(idp, content))
+    return await client.get(acs_url(artifact), headers=headers, allow_redirects=False)
+
+
+@pytest.mark.parametrize(
+    ("forge", "code"),
+    [
+        pytest.param(
+            lambda idp, c: idp.render(c, sign_assertion=False, sign_response=False),
+            "digid_signature_missing",
+            id="unsigned",
+        ),
+        pytest.param(
+            lambda idp, c: xsw_evil_sibling_first(idp.render(c), OTHER_BSN),
+            None,
+            id="signature-wrapping",
+        ),
+        pytest.param(
+            lambda idp, c: xsw_original_in_extensions(idp.render(c), OTHER_BSN),
+            None,
+            id="signature-wrapping-extensions",
+        ),
+        pytest.param(
+            lambda idp, c: idp.render(dataclasses.replace(c, audience="https://ander.example")),
+            "digid_wrong_audience",
+            id="wrong-audience",
+        ),
+        pytest.param(
+            lambda idp, c: idp.render(dataclasses.replace(c, in_response_to="_nooit-gevraagd")),
+            "digid_unknown_request",
+            id="unknown-in-response-to",
+        ),
+    ],
+)
+async def test_forged_responses_are_refused(client, app, store, clock, forge, code):
+    response = await forged_login(client, app, store, clock, forge)
+    assert response.status == 400
+    assert SESSION_COOKIE not in response.cookies
+    assert await resident_sessions(store) == 0
+    results = await logins(store)
+    assert len(results) == 1
+    assert results[0] != "ok"
+    if code is not None:
+        assert results[0] == code
