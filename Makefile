@@ -16,22 +16,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+NODE_STAMP := node_modules/.installed-stamp
+
+$(NODE_STAMP): package.json
+	npm install --no-audit --no-fund --silent
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 ## Run Balie on SQLite in $(DEMO_DIR) with sample appointments; prints the links to open.
 demo: $(STAMP)
 	BALIE_ENVIRONMENT=dev BALIE_DATA_DIR=$(DEMO_DIR) $(BIN)/balie demo
 
 ## The whole suite on SQLite, then again on PostgreSQL if BALIE_TEST_DATABASE_URL is set.
-test: $(STAMP)
+## Browser tests need Debian's chromium (apt-get install chromium); .ci/run installs it.
+test: $(STAMP) $(NODE_STAMP)
 	env -u BALIE_TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$BALIE_TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL"; $(BIN)/pytest; fi
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) $(NODE_STAMP)
 	env -u BALIE_TEST_DATABASE_URL $(BIN)/pytest
 
-test-postgres: $(STAMP)
+test-postgres: $(STAMP) $(NODE_STAMP)
 	BALIE_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest
 
 lint: $(STAMP)
@@ -44,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_audit.py
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) var node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

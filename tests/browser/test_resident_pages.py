@@ -1,0 +1,95 @@
+"""The resident's way in, in real Chromium: invitation link -> DigiD test IdP -> appointment
+page; and every page on the way passes axe-core with zero violations (WCAG 2.1 AA)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from aiohttp import web
+
+from identity.invitations import create_invitation
+from server.app import create_app
+
+from browser_axe import violations
+from support import book
+
+BSN = "999993653"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+async def served(settings, clock, store):
+    """The app on a loopback port whose public URL is what the browser uses."""
+    port = free_port()
+    configured = settings.model_copy(update={"port": port})
+    runner = web.AppRunner(create_app(configured, clock=clock))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    yield configured.public_origin
+    await runner.cleanup()
+
+
+async def invitation(store, clock) -> tuple[str, object]:
+    booked = await book(store, clock)
+    async with store.sessions() as session, session.begin():
+        token = await create_invitation(
+            session,
+            appointment_id=booked.appointment.id,
+            kind="resident",
+            appointment_ends_at=booked.appointment.ends_at,
+            now=clock.current,
+        )
+    return token, booked
+
+
+async def assert_accessible(page) -> None:
+    found = await violations(page)
+    assert found == [], [f"{v['id']}: {v['help']} ({len(v['nodes'])}x)" for v in found]
+
+
+async def test_invitation_to_appointment_page(browser, served, store, clock):
+    token, booked = await invitation(store, clock)
+    context = await browser.new_context(bypass_csp=True)  # only so that axe can be injected
+    page = await context.new_page()
+    await page.goto(f"{served}/i/{token}")
+    assert "/test-idp/sso" in page.url
+    await assert_accessible(page)
+    await page.get_by_label("Burgerservicenummer").fill(BSN)
+    await page.get_by_label("Substantieel", exact=False).check()
+    await page.get_by_role("button", name="Inloggen").click()
+    await page.wait_for_url(f"**/afspraak/{booked.appointment.id}")
+    assert await page.get_by_role("heading", level=1).inner_text() == "Uw afspraak"
+    await assert_accessible(page)
+    await context.close()
+
+
+async def test_refusal_pages_are_accessible(browser, served, store, clock):
+    context = await browser.new_context(bypass_csp=True)
+    page = await context.new_page()
+    response = await page.goto(f"{served}/i/bestaat-niet")
+    assert response.status == 404
+    await assert_accessible(page)
+    token, _ = await invitation(store, clock)
+    await page.goto(f"{served}/i/{token}")
+    await page.get_by_label("Burgerservicenummer").fill(BSN)
+    await page.get_by_label("Midden", exact=False).check()
+    await page.get_by_role("button", name="Inloggen").click()
+    await page.wait_for_load_state()
+    assert "hoger niveau" in await page.get_by_role("heading", level=1).inner_text()
+    await assert_accessible(page)
+    await context.close()
+
+
+async def test_the_accessibility_check_can_fail(browser):
+    """A page with known faults must produce violations, or the checks above prove nothing."""
+    page = await (await browser.new_context(bypass_csp=True)).new_page()
+    await page.set_content("<html><body><img src='x.png'><input type='text'></body></html>")
+    found = {v["id"] for v in await violations(page)}
+    assert {"image-alt", "label", "html-has-lang"} <= found
