@@ -66,6 +66,7 @@ async def ensure_service_type(
     retention_days: int = MAX_RETENTION_DAYS,
     archive_mode: str = "export_required",
     selectielijst: str = "",
+    needs_bsn: bool = False,
 ) -> ServiceType:
     """The service type with `code`, created if missing. Retention above 56 days is refused."""
     if not 1 <= retention_days <= MAX_RETENTION_DAYS:
@@ -83,6 +84,7 @@ async def ensure_service_type(
         retention_days=retention_days,
         archive_mode=archive_mode,
         selectielijst=selectielijst,
+        needs_bsn=needs_bsn,
     )
     session.add(service)
     await session.flush()

@@ -26,6 +26,7 @@ __all__ = [
     "DocumentState",
     "Dossier",
     "DossierState",
+    "ResidentIdentity",
     "ServiceType",
     "Tombstone",
     "TombstoneOutcome",
@@ -75,6 +76,9 @@ class ServiceType(SQLModel, table=True):
     archive_mode: str = Field(sa_type=String(32), default="export_required")
     selectielijst: str = Field(sa_type=String(64), default="")
     policy_version: str = Field(sa_type=String(64), default="builtin-1")
+    # Whether the service needs the resident's BSN itself (a birth registration does); then
+    # it is kept, sealed, in the dossier. Otherwise only the pseudonym ever exists.
+    needs_bsn: bool = Field(default=False)
 
 
 class Appointment(SQLModel, table=True):
@@ -154,6 +158,17 @@ class Document(SQLModel, table=True):
     uploaded_by_ref: str = Field(sa_type=String(128))
     created_at: dt.datetime = Field(sa_type=UTCDateTime)
     completed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ResidentIdentity(SQLModel, table=True):
+    """The resident's BSN as DigiD gave it, sealed in the dossier, for services that need it."""
+
+    __tablename__ = "resident_identities"
+
+    dossier_id: uuid.UUID = Field(foreign_key="dossiers.id", primary_key=True)
+    sealed_bsn: bytes = Field(sa_type=LargeBinary)
+    level_of_assurance: str = Field(sa_type=String(16))
+    recorded_at: dt.datetime = Field(sa_type=UTCDateTime)
 
 
 class Tombstone(SQLModel, table=True):

@@ -29,6 +29,7 @@ from dossier.models import (
     Document,
     Dossier,
     DossierState,
+    ResidentIdentity,
     ServiceType,
     Tombstone,
     TombstoneOutcome,
@@ -130,7 +131,7 @@ async def destroy_dossier(
                 destruction_batch=destruction_batch,
                 removed_by=str(actor),
             )
-            for model in (ChatMessage, Document, DataKey):
+            for model in (ChatMessage, Document, ResidentIdentity, DataKey):
                 await session.execute(delete(model).where(col(model.dossier_id) == dossier_id))
             await session.delete(dossier)
             await session.flush()

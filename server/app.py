@@ -7,9 +7,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dossier.db import Clock, DatabaseClock
+from dossier.db import Clock, DatabaseClock, wall_clock
+from identity.providers import DigidProvider, IdentityProvider, LocalAccounts
 from server import digid_routes, health, oidc_routes, staff_api
-from server.appkeys import CLOCK, DOSSIER_STORE, ENGINE, LOGIN_LIMITER, SETTINGS
+from server.appkeys import (
+    CLOCK,
+    DOSSIER_STORE,
+    ENGINE,
+    IDENTITY_PROVIDERS,
+    LOGIN_LIMITER,
+    SETTINGS,
+)
 from server.digid_routes import DIGID
 from server.digid_setup import mount_digid, mount_test_digid
 from server.middlewares import error_middleware
@@ -38,6 +46,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[SETTINGS] = settings
     app[CLOCK] = clock or DatabaseClock()
     app[LOGIN_LIMITER] = RateLimiter(per_minute=10, burst=5)
+    providers: dict[str, IdentityProvider] = {"local": LocalAccounts()}
+    app[IDENTITY_PROVIDERS] = providers
     app.on_response_prepare.append(add_security_headers)
     app.cleanup_ctx.append(database)
     health.add_routes(app.router)
@@ -47,10 +57,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         oidc_routes.add_routes(app.router)
     if settings.is_development:
         app[DIGID] = mount_test_digid(app, settings, app[CLOCK])
-        digid_routes.add_routes(app.router)
     elif settings.digid_idp_metadata is not None:
         app[DIGID] = mount_digid(app, settings, app[CLOCK])
+    if DIGID in app:
         digid_routes.add_routes(app.router)
+        providers["digid"] = DigidProvider(app[DIGID].sp, now=wall_clock(app[CLOCK]))
     return app
 
 

@@ -7,13 +7,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dossier.db import Clock
 from dossier.store import DossierStore
+from identity.providers import IdentityProvider
 from server.ratelimit import RateLimiter
 from server.settings import Settings
 
-__all__ = ["CLOCK", "DOSSIER_STORE", "ENGINE", "LOGIN_LIMITER", "SETTINGS"]
+__all__ = [
+    "CLOCK",
+    "DOSSIER_STORE",
+    "ENGINE",
+    "IDENTITY_PROVIDERS",
+    "LOGIN_LIMITER",
+    "SETTINGS",
+]
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 DOSSIER_STORE = web.AppKey("dossier_store", DossierStore)
 CLOCK = web.AppKey("clock", Clock)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
+IDENTITY_PROVIDERS = web.AppKey("identity_providers", dict[str, IdentityProvider])

@@ -19,10 +19,10 @@ __all__ = ["seed_demo"]
 
 DEMO_CLERK = "medewerker"
 SERVICES = (
-    # code, label, level of assurance, archive mode, selectielijst
-    ("geboorteaangifte", "Geboorteaangifte", "substantieel", "export_required", "7"),
-    ("verhuizing", "Verhuizing doorgeven", "midden", "export_optional", "7"),
-    ("informatie", "Vraag aan de gemeente", "basis", "none", ""),
+    # code, label, level of assurance, archive mode, selectielijst, needs the BSN
+    ("geboorteaangifte", "Geboorteaangifte", "substantieel", "export_required", "7", True),
+    ("verhuizing", "Verhuizing doorgeven", "midden", "export_optional", "7", True),
+    ("informatie", "Vraag aan de gemeente", "basis", "none", "", False),
 )
 
 
@@ -36,7 +36,7 @@ async def seed_demo(
     """
     async with store.sessions() as session, session.begin():
         await ensure_department(session, code="burgerzaken", name="Burgerzaken")
-        for code, label, loa, archive, selectielijst in SERVICES:
+        for code, label, loa, archive, selectielijst, needs_bsn in SERVICES:
             await ensure_service_type(
                 session,
                 code=code,
@@ -44,6 +44,7 @@ async def seed_demo(
                 level_of_assurance=loa,
                 archive_mode=archive,
                 selectielijst=selectielijst,
+                needs_bsn=needs_bsn,
             )
         now = await store.clock.now(session)
         have_any = (await session.execute(select(col(Dossier.id)).limit(1))).first() is not None

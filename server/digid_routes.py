@@ -23,6 +23,8 @@ from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlmodel import col
 
 from dossier.models import Appointment, ServiceType
+from dossier.queries import appointment_owner
+from dossier.residents import record_resident_bsn
 from identity.digid import DigidServiceProvider, LevelOfAssurance
 from identity.digid.errors import (
     DigidCancelled,
@@ -211,6 +213,8 @@ async def acs(request: web.Request) -> web.StreamResponse:
             ):
                 refused = "other_person"
             else:
+                service = await session.get(ServiceType, appointment.service_type_id)
+                needs_bsn = service is not None and service.needs_bsn
                 token, _ = await create_session(
                     session,
                     now=now,
@@ -236,6 +240,18 @@ async def acs(request: web.Request) -> web.StreamResponse:
         return _problem(
             request, 400, "Inloggen is niet gelukt", "Open de link uit uw uitnodiging opnieuw."
         )
+    if needs_bsn:
+        # The one place the BSN is kept: sealed under the dossier's own key.
+        async with store.sessions() as session:
+            owner = await appointment_owner(session, appointment_id)
+        if owner is not None:
+            await record_resident_bsn(
+                store,
+                actor=resident,
+                dossier_id=owner[1],
+                bsn=assertion.bsn,
+                level_of_assurance=assertion.loa.value,
+            )
     await _audit(request, actor=resident, result="ok", ref=ref)
     response = web.HTTPSeeOther(f"/afspraak/{appointment_id}")
     session_cookie(response, token)

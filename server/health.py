@@ -9,7 +9,8 @@ from aiohttp import web
 from sqlalchemy import text
 
 from dossier.errors import DossierError
-from server.appkeys import DOSSIER_STORE, ENGINE
+from identity.providers import check_all
+from server.appkeys import DOSSIER_STORE, ENGINE, IDENTITY_PROVIDERS
 from server.digid_routes import DIGID
 from server.migrate import current_revision, head_revision
 
@@ -51,6 +52,9 @@ async def readyz(request: web.Request) -> web.Response:
         checks["keyring"] = str(exc)
     # Residents cannot get in without DigiD: a server without it is not ready to serve them.
     checks["digid"] = "ok" if DIGID in request.app else "not configured (BALIE_DIGID_*)"
+    providers = request.app[IDENTITY_PROVIDERS]
+    for provider_id, verdict in (await check_all(providers)).items():
+        checks[f"identity:{provider_id}"] = verdict
     ready = all(v == "ok" for k, v in checks.items() if k != "current_kek")
     return web.json_response(
         {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -15,10 +15,11 @@ from aiohttp import web
 from dossier.db import wall_clock
 from identity.errors import Forbidden
 from identity.oidc import AiohttpTransport, OidcClient, OidcConfig, OidcError, StaffRole
+from identity.providers import OidcProvider
 from identity.sessions import create_session
 from identity.sso import account_for_sso
 from retention.audit import Actor
-from server.appkeys import CLOCK, DOSSIER_STORE, SETTINGS
+from server.appkeys import CLOCK, DOSSIER_STORE, IDENTITY_PROVIDERS, SETTINGS
 from server.middlewares import error_response
 from server.security import principal_of, session_cookie
 from server.settings import Settings
@@ -49,6 +50,7 @@ async def oidc_client_context(app: web.Application) -> AsyncIterator[None]:
             transport=AiohttpTransport(http),
             clock=wall_clock(app[CLOCK]),
         )
+        app[IDENTITY_PROVIDERS]["oidc"] = OidcProvider(app[OIDC])
         yield
 
 

@@ -82,7 +82,11 @@ async def store(
     async with store.sessions() as session, session.begin():
         await ensure_department(session, code="burgerzaken", name="Burgerzaken")
         await ensure_service_type(
-            session, code="geboorteaangifte", label="Geboorteaangifte", selectielijst="7"
+            session,
+            code="geboorteaangifte",
+            label="Geboorteaangifte",
+            selectielijst="7",
+            needs_bsn=True,
         )
         await ensure_service_type(session, code="kort", label="Kort bewaard", retention_days=30)
     yield store

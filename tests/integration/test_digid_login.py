@@ -16,11 +16,15 @@ from sqlmodel import col
 from yarl import URL
 
 from dossier.appointments import ensure_service_type
+from dossier.models import ResidentIdentity, TombstoneOutcome
+from dossier.residents import read_resident_bsn
+from dossier.shredding import destroy_dossier
 from identity.digid import LevelOfAssurance
 from identity.invitations import create_invitation
 from identity.models import SamlRequest, WebSession
 from identity.pseudonym import bsn_pseudonym
 from identity.sessions import SESSION_COOKIE, token_hash
+from retention.audit import Actor
 from retention.models import AuditEvent
 from server.app import create_app
 from server.digid_routes import DIGID
@@ -341,3 +345,28 @@ async def test_forged_responses_are_refused(client, app, store, clock, forge, co
     assert results[0] != "ok"
     if code is not None:
         assert results[0] == code
+
+
+async def test_bsn_is_sealed_in_the_dossier_only_where_the_service_needs_it(client, store, clock):
+    token, booked = await invite(store, clock)  # geboorteaangifte needs the BSN
+    _, response = await login(client, token)
+    assert response.status == 303
+    clerk = Actor("clerk", "emp-1")
+    bsn, level, _ = await read_resident_bsn(store, actor=clerk, dossier_id=booked.dossier.id)
+    assert (bsn, level) == (BSN, "substantieel")
+    async with store.sessions() as session:
+        row = await session.get(ResidentIdentity, booked.dossier.id)
+    assert BSN.encode() not in row.sealed_bsn
+    # Destroying the dossier takes the BSN with it.
+    await destroy_dossier(
+        store, actor=clerk, dossier_id=booked.dossier.id, outcome=TombstoneOutcome.EXPORTED
+    )
+    async with store.sessions() as session:
+        assert await session.get(ResidentIdentity, booked.dossier.id) is None
+
+    async with store.sessions() as session, session.begin():
+        await ensure_service_type(session, code="vraag", label="Vraag", level_of_assurance="basis")
+    token, other = await invite(store, clock, service="vraag")
+    _, response = await login(client, token, loa="basis")
+    assert response.status == 303
+    assert await read_resident_bsn(store, actor=clerk, dossier_id=other.dossier.id) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from aiohttp import web
 
@@ -28,6 +30,8 @@ async def test_readyz_reports_every_check(aiohttp_client, settings):
     assert body["checks"]["migrations"] == "ok"
     assert body["checks"]["keyring"] == "ok"
     assert body["checks"]["current_kek"].startswith("kek-")
+    assert body["checks"]["identity:local"] == "ok"
+    assert body["checks"]["identity:digid"] == "ok"
 
 
 async def test_readyz_503_when_schema_is_behind(aiohttp_client, settings):
@@ -131,3 +135,11 @@ def test_production_refuses_placeholder_secret_key(isolated_env):
 def test_oidc_role_mapping_comes_from_json(isolated_env, monkeypatch):
     monkeypatch.setenv("BALIE_OIDC_ROLE_MAPPING", '{"balie-medewerkers": "clerk"}')
     assert Settings().oidc_role_mapping == {"balie-medewerkers": "clerk"}
+
+
+async def test_readyz_names_an_expired_digid_certificate(aiohttp_client, settings, clock):
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    clock.advance(dt.timedelta(days=3651))  # past the test certificates' ten years
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert "certificate expired" in (await response.json())["checks"]["identity:digid"]
