@@ -313,13 +313,15 @@ def _batch_intact(
     pieces = entries.encode("utf-8").split(b"\x1e")
     if len(pieces) != count:
         return None
-    sha256, fromhex, tag = hashlib.sha256, bytes.fromhex, DOMAIN_TAG
+    sha256, tag = hashlib.sha256, DOMAIN_TAG
+    # Chain raw digests and turn them into hex once per batch: the per-row work is one hash.
+    digest = bytes.fromhex(prev)
     expected = []
     for canonical in pieces:
-        entry_hash = sha256(tag + fromhex(prev) + canonical).hexdigest()
-        expected.append(prev + entry_hash)
-        prev = entry_hash
-    return prev if "".join(expected) == links else None
+        expected.append(digest)
+        digest = sha256(tag + digest + canonical).digest()
+        expected.append(digest)
+    return digest.hex() if b"".join(expected).hex() == links else None
 
 
 async def verify_chain(engine: AsyncEngine, *, batch: int = 5000) -> ChainReport:
