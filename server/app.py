@@ -9,7 +9,7 @@ from aiohttp import web
 
 from dossier.db import Clock, DatabaseClock, wall_clock
 from identity.providers import DigidProvider, IdentityProvider, LocalAccounts
-from server import digid_routes, health, oidc_routes, staff_api
+from server import digid_routes, health, oidc_routes, precall_routes, staff_api
 from server.appkeys import (
     CLOCK,
     DOSSIER_STORE,
@@ -23,10 +23,13 @@ from server.digid_setup import mount_digid, mount_test_digid
 from server.middlewares import error_middleware
 from server.migrate import current_revision, head_revision, upgrade_to_head
 from server.oidc_routes import oidc_client_context
+from server.precall_routes import precall_context
 from server.ratelimit import RateLimiter
 from server.resources import make_store, open_engine, recover
 from server.security import add_security_headers, csrf_middleware, session_middleware
 from server.settings import Settings
+from server.signaling.hub import MemoryHub
+from server.signaling.room import HUB, call_socket
 
 __all__ = ["create_app"]
 
@@ -52,6 +55,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(database)
     health.add_routes(app.router)
     staff_api.add_routes(app.router)
+    app.cleanup_ctx.append(signaling_hub)
+    app.cleanup_ctx.append(precall_context)
+    precall_routes.add_routes(app.router)
+    app.router.add_get("/ws/calls/{dossier_id}", call_socket)
     if settings.oidc_issuer:
         app.cleanup_ctx.append(oidc_client_context)
         oidc_routes.add_routes(app.router)
@@ -63,6 +70,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         digid_routes.add_routes(app.router)
         providers["digid"] = DigidProvider(app[DIGID].sp, now=wall_clock(app[CLOCK]))
     return app
+
+
+async def signaling_hub(app: web.Application) -> AsyncIterator[None]:
+    """The hub that carries signaling between the sockets of a call (this process)."""
+    hub = MemoryHub()
+    app[HUB] = hub
+    yield
+    await hub.close()
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # Client certificate for artifact resolution (DigiD requires mutual TLS there).
     digid_tls_cert: Path | None = None
     digid_tls_key: Path | None = None
+    # WebRTC: ICE servers handed to admitted participants (TURN with short-lived credentials).
+    stun_urls: list[str] = Field(default_factory=list)
+    turn_urls: list[str] = Field(default_factory=list)
+    turn_secret: SecretStr = SecretStr("")
+    precall_max_sessions: int = Field(default=4, ge=1, le=100)
+    precall_max_seconds: float = Field(default=60.0, gt=0, le=600)
     document_segment_size: int = Field(default=1 << 20, ge=4096, le=16 << 20)
     migrate_on_start: bool = True
 

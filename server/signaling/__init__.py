@@ -1,0 +1,1 @@
+"""Call signaling: one WebSocket per participant, messages relayed through a hub."""

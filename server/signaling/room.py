@@ -1,0 +1,279 @@
+"""One participant's WebSocket in a call: who they are, what they may send, what they see.
+
+    GET /ws/calls/{dossier_id}   (session cookie; Origin must be our own)
+
+The resident knocks and waits; a clerk of the department admits or denies; offers, answers and
+ICE candidates are relayed only between admitted participants of the same call; chat goes
+into the dossier, encrypted, and to everyone in the call. An interpreter (guest) gets video
+and chat, nothing else. Every step of the call is a dossier state change with an audit event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from dossier.calls import admit, deny, end_call, knock
+from dossier.chat import append_chat_message
+from dossier.errors import DossierError
+from dossier.models import Dossier, DossierState
+from dossier.queries import dossier_owner
+from identity.sessions import Principal
+from server.appkeys import CLOCK, DOSSIER_STORE, SETTINGS
+from server.middlewares import error_response
+from server.ratelimit import RateLimiter
+from server.security import principal_of
+from server.signaling import protocol as p
+from server.signaling.hub import Envelope, SignalingHub
+from server.signaling.turn import ice_servers
+
+__all__ = ["HUB", "call_socket"]
+
+log = logging.getLogger(__name__)
+
+HUB = web.AppKey("signaling_hub", SignalingHub)
+# Each socket may send a burst of 60 messages, then 20 a second (ICE trickles in bursts).
+SOCKET_RATE = {"per_minute": 1200.0, "burst": 60}
+_STAFF_ONLY = (p.Admit, p.Deny, p.End)
+
+
+@dataclass
+class Participant:
+    """This socket's view of the call."""
+
+    id: str
+    role: str  # resident, clerk, guest
+    principal: Principal
+    dossier_id: uuid.UUID
+    admitted: bool
+    peers: dict[str, str] = field(default_factory=dict)  # participant id -> role
+
+
+def _role(principal: Principal | None, department: uuid.UUID, appointment: uuid.UUID) -> str | None:
+    if principal is None:
+        return None
+    if principal.kind == "staff" and principal.role == "clerk":
+        return "clerk" if principal.department_id == department else None
+    if principal.kind in ("resident", "guest") and principal.appointment_id == appointment:
+        return principal.kind
+    return None
+
+
+async def call_socket(request: web.Request) -> web.StreamResponse:
+    """Upgrade to the call's WebSocket after the origin and the caller are checked."""
+    settings = request.app[SETTINGS]
+    if request.headers.get("Origin") != settings.public_origin:
+        return error_response(403, "origin", "WebSocket from another origin refused")
+    try:
+        dossier_id = uuid.UUID(request.match_info["dossier_id"])
+    except ValueError:
+        return error_response(404, "dossier_not_found", "not a dossier id")
+    store = request.app[DOSSIER_STORE]
+    principal = principal_of(request)
+    async with store.sessions() as session:
+        try:
+            department, appointment = await dossier_owner(session, dossier_id)
+        except DossierError as exc:
+            return error_response(
+                404 if exc.code == "dossier_not_found" else 410, exc.code, str(exc)
+            )
+        now = await request.app[CLOCK].now(session)
+        state = (await session.get_one(Dossier, dossier_id)).state
+    role = _role(principal, department, appointment)
+    if role is None or principal is None:
+        await store.audit.append(
+            at=now, actor=principal.actor if principal else f"anonymous:{request.remote}",
+            action="access.denied", object_type="dossier", object_ref=str(dossier_id),
+            result="denied", detail={"action": "join_call"},
+        )  # fmt: skip
+        return error_response(401 if principal is None else 403, "forbidden", "not in this call")
+    socket = web.WebSocketResponse(max_msg_size=p.MAX_MESSAGE_BYTES, heartbeat=20)
+    await socket.prepare(request)
+    me = Participant(
+        id=principal.session_hash[:16],
+        role=role,
+        principal=principal,
+        dossier_id=dossier_id,
+        # Clerks are in from the start; a resident who reconnects during a call is back in.
+        admitted=role == "clerk" or (role == "resident" and state == DossierState.IN_CALL),
+    )
+    hub = request.app[HUB]
+    call = str(dossier_id)
+    async with hub.subscribe(call) as inbox:
+        pump = asyncio.create_task(_deliver(request, socket, me, inbox))
+        try:
+            await socket.send_json({"type": "hello", "you": me.id, "role": role, "state": state})
+            if me.admitted:
+                await _send_admitted(request, socket, me)
+            await _announce(hub, call, me, "joined")
+            await _receive(request, socket, me, hub, call)
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            await _announce(hub, call, me, "left")
+    return socket
+
+
+async def _announce(hub: SignalingHub, call: str, me: Participant, status: str) -> None:
+    await hub.publish(
+        call,
+        {"from": me.id, "to": None, "message": {"type": "participant", "id": me.id,
+                                                  "role": me.role, "status": status}},
+    )  # fmt: skip
+
+
+async def _send_admitted(
+    request: web.Request, socket: web.WebSocketResponse, me: Participant
+) -> None:
+    settings = request.app[SETTINGS]
+    servers = ice_servers(
+        stun_urls=settings.stun_urls,
+        turn_urls=settings.turn_urls,
+        turn_secret=settings.turn_secret.get_secret_value().encode(),
+        participant=me.id,
+        now=dt.datetime.now(dt.UTC),
+    )
+    await socket.send_json({"type": "admitted", "ice_servers": servers})
+
+
+async def _deliver(
+    request: web.Request,
+    socket: web.WebSocketResponse,
+    me: Participant,
+    inbox: asyncio.Queue[Envelope],
+) -> None:
+    """Envelopes of the call that concern this participant, onto its socket."""
+    while True:
+        envelope = await inbox.get()
+        sender, target, message = envelope["from"], envelope.get("to"), envelope["message"]
+        if sender == me.id or (target is not None and target != me.id):
+            continue
+        kind = message["type"]
+        if kind == "participant":
+            if message["status"] == "left":
+                me.peers.pop(sender, None)
+            else:
+                new = sender not in me.peers
+                me.peers[sender] = message["role"]
+                if new and message["status"] == "joined":
+                    # Tell the newcomer we are here too.
+                    await request.app[HUB].publish(
+                        str(me.dossier_id),
+                        {"from": me.id, "to": sender, "message": {
+                            "type": "participant", "id": me.id, "role": me.role,
+                            "status": "in" if me.admitted else "waiting"}},
+                    )  # fmt: skip
+        elif kind == "admitted":
+            me.admitted = True
+            await _send_admitted(request, socket, me)
+            continue
+        elif kind in ("offer", "answer", "ice") and not me.admitted:
+            continue  # nothing reaches a participant still in the waiting room
+        await socket.send_json(message)
+
+
+async def _receive(
+    request: web.Request,
+    socket: web.WebSocketResponse,
+    me: Participant,
+    hub: SignalingHub,
+    call: str,
+) -> None:
+    limiter = RateLimiter(**SOCKET_RATE)  # type: ignore[arg-type]
+    async for frame in socket:
+        if frame.type != WSMsgType.TEXT:
+            if frame.type in (WSMsgType.BINARY,):
+                await _error(socket, "malformed", "signaling messages are text")
+            continue
+        if limiter.check("socket") is not None:
+            await _error(socket, "rate_limited", "too many messages; slow down")
+            continue
+        try:
+            message = p.parse(frame.data)
+            if isinstance(message, p.Leave):
+                await socket.close(code=WSCloseCode.OK, message=b"left")
+                return
+            await _handle(request, socket, me, hub, call, message)
+        except p.ProtocolError as exc:
+            await _error(socket, exc.code, str(exc))
+        except DossierError as exc:
+            await _error(socket, exc.code, str(exc))
+            if exc.code == "dossier_destroyed":
+                await socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"dossier destroyed")
+                return
+
+
+async def _error(socket: web.WebSocketResponse, code: str, message: str) -> None:
+    await socket.send_json({"type": "error", "code": code, "message": message})
+
+
+async def _handle(
+    request: web.Request,
+    socket: web.WebSocketResponse,
+    me: Participant,
+    hub: SignalingHub,
+    call: str,
+    message: Any,
+) -> None:
+    store = request.app[DOSSIER_STORE]
+    actor = me.principal.actor
+    if isinstance(message, _STAFF_ONLY) and me.role != "clerk":
+        raise p.ProtocolError("not_allowed", f"only the clerk may {message.type}")
+    if isinstance(message, p.Knock):
+        if me.role == "clerk":
+            raise p.ProtocolError("not_allowed", "the clerk does not knock")
+        if me.role == "resident":
+            dossier = await knock(store, actor=actor, dossier_id=me.dossier_id)
+            if dossier.state == DossierState.IN_CALL and not me.admitted:
+                me.admitted = True  # back after a dropped connection
+                await _send_admitted(request, socket, me)
+        status = "in" if me.admitted else "waiting"
+        update = {"type": "participant", "id": me.id, "role": me.role, "status": status}
+        await socket.send_json(update)  # the knocker sees that the knock arrived
+        await hub.publish(call, {"from": me.id, "to": None, "message": update})
+    elif isinstance(message, (p.Admit, p.Deny)):
+        target_role = me.peers.get(message.participant)
+        if target_role is None:
+            raise p.ProtocolError("unknown_participant", "no such participant in this call")
+        if target_role == "resident":
+            step = admit if isinstance(message, p.Admit) else deny
+            await step(store, actor=actor, dossier_id=me.dossier_id)
+        kind = "admitted" if isinstance(message, p.Admit) else "denied"
+        await hub.publish(call, {"from": me.id, "to": message.participant,
+                                 "message": {"type": kind}})  # fmt: skip
+    elif isinstance(message, (p.Offer, p.Answer, p.Ice)):
+        if not me.admitted:
+            raise p.ProtocolError("not_admitted", "wait until the clerk lets you in")
+        if message.to not in me.peers:
+            raise p.ProtocolError("unknown_participant", "no such participant in this call")
+        relayed = message.model_dump()
+        relayed.pop("to")
+        relayed["from"] = me.id
+        await hub.publish(call, {"from": me.id, "to": message.to, "message": relayed})
+    elif isinstance(message, p.Chat):
+        if not me.admitted:
+            raise p.ProtocolError("not_admitted", "chat opens when the call begins")
+        entry = await append_chat_message(
+            store, actor=actor, dossier_id=me.dossier_id, text=message.text
+        )
+        chat = {
+            "type": "chat",
+            "from": me.role,
+            "text": entry.text,
+            "sent_at": entry.sent_at.isoformat(),
+        }
+        await socket.send_json(chat)
+        await hub.publish(call, {"from": me.id, "to": None, "message": chat})
+    elif isinstance(message, p.End):
+        await end_call(store, actor=actor, dossier_id=me.dossier_id)
+        ended = {"type": "ended"}
+        await socket.send_json(ended)
+        await hub.publish(call, {"from": me.id, "to": None, "message": ended})
