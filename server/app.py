@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
 from dossier.db import Clock, DatabaseClock, wall_clock
 from identity.providers import DigidProvider, IdentityProvider, LocalAccounts
@@ -29,6 +30,7 @@ from server.resources import make_store, open_engine, recover
 from server.security import add_security_headers, csrf_middleware, session_middleware
 from server.settings import Settings
 from server.signaling.hub import MemoryHub
+from server.signaling.pghub import PostgresHub
 from server.signaling.room import HUB, call_socket
 
 __all__ = ["create_app"]
@@ -73,11 +75,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 
 
 async def signaling_hub(app: web.Application) -> AsyncIterator[None]:
-    """The hub that carries signaling between the sockets of a call (this process)."""
-    hub = MemoryHub()
+    """The hub that carries signaling between the sockets of a call: in memory on SQLite (one
+    process), over LISTEN/NOTIFY on PostgreSQL (any number of processes)."""
+    url = make_url(app[SETTINGS].resolved_database_url)
+    hub: MemoryHub | PostgresHub
+    if url.get_backend_name() == "postgresql":
+        hub = PostgresHub(url.set(drivername="postgresql").render_as_string(hide_password=False))
+        await hub.start()
+    else:
+        hub = MemoryHub()
     app[HUB] = hub
-    yield
-    await hub.close()
+    try:
+        yield
+    finally:
+        await hub.close()
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
