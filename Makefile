@@ -49,6 +49,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_dossier_store.py
 	$(BIN)/python tests/bench/bench_audit.py
+	$(BIN)/python tests/bench/bench_call_setup.py
 
 clean:
 	rm -rf $(VENV) var node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
