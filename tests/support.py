@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dossier.appointments import BookedAppointment, create_appointment
 from dossier.db import ManualClock
 from dossier.store import DossierStore
 from retention.audit import Actor
+from server.app import create_app
+from server.settings import Settings
 
 CLERK = Actor("clerk", "emp-1001")
 RESIDENT = Actor("resident", "pseudo-" + "a" * 16)
@@ -52,3 +57,25 @@ def engine_of(store: DossierStore) -> AsyncEngine:
     engine = store.sessions.kw["bind"]
     assert isinstance(engine, AsyncEngine)
     return engine
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serving(settings: Settings, clock: ManualClock) -> AsyncIterator[tuple[str, str]]:
+    """The real app on a free loopback port: (base URL, public origin it believes it has)."""
+    port = free_port()
+    configured = settings.model_copy(update={"port": port})
+    runner = web.AppRunner(create_app(configured, clock=clock))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", configured.public_origin
+    finally:
+        await runner.cleanup()

@@ -3,37 +3,21 @@ page; and every page on the way passes axe-core with zero violations (WCAG 2.1 A
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from aiohttp import web
 
 from identity.invitations import create_invitation
-from server.app import create_app
 
 from browser_axe import violations
-from support import book
+from support import book, serving
 
 BSN = "999993653"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
 async def served(settings, clock, store):
     """The app on a loopback port whose public URL is what the browser uses."""
-    port = free_port()
-    configured = settings.model_copy(update={"port": port})
-    runner = web.AppRunner(create_app(configured, clock=clock))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    yield configured.public_origin
-    await runner.cleanup()
+    async with serving(settings, clock) as (_, origin):
+        yield origin
 
 
 async def invitation(store, clock) -> tuple[str, object]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from click.testing import CliRunner
 
 from server.cli import main
 from server.migrate import head_revision
+
+from support import free_port
 
 
 @pytest.fixture
@@ -111,12 +112,6 @@ def test_keys_status_and_create(env):
     assert run(env, "keys", "create", "--month", "203001") == "kek-203001: exists\n"
     status = run(env, "keys", "status")
     assert "kek-203001  present   wraps 0 dossier key(s)" in status
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def demo_lines(process: subprocess.Popen[str], marker: str) -> str:

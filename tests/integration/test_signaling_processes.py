@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from identity.accounts import add_local_account
 from identity.sessions import SESSION_COOKIE, create_session
 from server.signaling.pghub import PostgresHub
 
-from support import book
+from support import book, free_port
 
 PG_URL = os.environ.get("BALIE_TEST_DATABASE_URL", "")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="LISTEN/NOTIFY needs PostgreSQL")
@@ -50,12 +49,6 @@ async def test_two_hubs_carry_small_and_large_envelopes(database_url):
     finally:
         await one.close()
         await two.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_server(settings, port: int) -> subprocess.Popen[str]:

@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from dossier.chat import list_chat_messages
 from identity.accounts import add_local_account
 from identity.sessions import create_session
-from server.app import create_app
 
-from support import CLERK, book
+from support import CLERK, book, serving
 from synthetic import SyntheticParticipant
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
 async def served(settings, clock, store):
-    port = free_port()
-    configured = settings.model_copy(update={"port": port})
-    runner = web.AppRunner(create_app(configured, clock=clock))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}", configured.public_origin
-    await runner.cleanup()
+    async with serving(settings, clock) as urls:
+        yield urls
 
 
 async def test_resident_and_clerk_see_each_other(served, store, clock, settings):
