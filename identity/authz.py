@@ -21,6 +21,7 @@ class Action(enum.StrEnum):
     LIST_APPOINTMENTS = "list_appointments"
     BOOK_APPOINTMENT = "book_appointment"
     CANCEL_APPOINTMENT = "cancel_appointment"
+    INVITE_GUEST = "invite_guest"  # a one-time link for an interpreter
     READ_CONTENT = "read_content"  # chat and documents of a dossier
     READ_METADATA = "read_metadata"  # retention dates and states, no content
 
@@ -37,6 +38,7 @@ _STAFF_ONLY_OWN_DEPARTMENT = {
     Action.LIST_APPOINTMENTS,
     Action.BOOK_APPOINTMENT,
     Action.CANCEL_APPOINTMENT,
+    Action.INVITE_GUEST,
     Action.READ_CONTENT,
     Action.READ_METADATA,
 }

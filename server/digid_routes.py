@@ -126,6 +126,60 @@ async def invitation(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+async def guest(request: web.Request) -> web.StreamResponse:
+    """GET /g/{token}: an interpreter's one-time link; no DigiD, video and chat only."""
+    store = request.app[DOSSIER_STORE]
+    previous = principal_of(request)
+    async with store.sessions() as session, session.begin():
+        now = await request.app[CLOCK].now(session)
+        try:
+            invite = await redeem_invitation(session, token=request.match_info["token"], now=now)
+        except InvitationInvalid:
+            invite = None
+        appointment = await session.get(Appointment, invite.appointment_id) if invite else None
+        if invite is None or invite.kind != "guest" or appointment is None:
+            return _problem(
+                request, 404, "Deze link werkt niet",
+                "Deze link is niet (meer) geldig. Een tolklink werkt maar één keer.",
+                "This link is not valid (any more); an interpreter link works once.",
+            )  # fmt: skip
+        token, row = await create_session(
+            session,
+            now=now,
+            kind="guest",
+            role="guest",
+            appointment_id=appointment.id,
+            department_id=appointment.department_id,
+            replaces=previous.session_hash if previous else None,
+        )
+    await store.audit.append(
+        at=now, actor=f"guest:{row.id_hash[:16]}", action="call.guest_joined",
+        object_type="appointment", object_ref=str(appointment.id),
+    )  # fmt: skip
+    response = web.HTTPSeeOther(f"/tolk/{appointment.id}")
+    session_cookie(response, token)
+    raise response
+
+
+async def guest_page(request: web.Request) -> web.Response:
+    """GET /tolk/{id}: the interpreter's page (the call view comes with the call pages)."""
+    principal = principal_of(request)
+    if (
+        principal is None
+        or principal.kind != "guest"
+        or str(principal.appointment_id) != (request.match_info["appointment_id"])
+    ):
+        return _problem(request, 403, "Geen toegang", "Open de tolklink die u kreeg.")
+    return page(
+        request.app[DIGID].pages,
+        "resident/problem.html",
+        title="Welkom als tolk",
+        message="U neemt deel als tolk: u ziet en hoort het gesprek en kunt chatten.",
+        english="You take part as an interpreter: video and chat.",
+        retry=None,
+    )
+
+
 async def acs(request: web.Request) -> web.StreamResponse:
     """GET /digid/acs?SAMLart=...: finish the DigiD login."""
     wiring = request.app[DIGID]
@@ -302,6 +356,8 @@ async def metadata(request: web.Request) -> web.Response:
 
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/i/{token}", invitation)
+    router.add_get("/g/{token}", guest)
+    router.add_get("/tolk/{appointment_id}", guest_page)
     router.add_get("/digid/acs", acs)
     router.add_get("/afspraak/{appointment_id}", appointment_page)
     router.add_get("/digid/metadata", metadata)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dossier.appointments import cancel_appointment, create_appointment
 from dossier.chat import list_chat_messages
 from dossier.documents import list_documents
+from dossier.models import Appointment
 from dossier.queries import appointment_owner, department_code, dossier_owner, list_appointments
 from identity.accounts import authenticate_local
 from identity.authz import Action, Target, decide
@@ -243,6 +244,33 @@ def _uuid(request: web.Request, name: str) -> uuid.UUID:
         raise web.HTTPNotFound(text=f"{name} is not an id") from None
 
 
+async def guest_link(request: web.Request) -> web.Response:
+    """POST /api/appointments/{id}/guest-link: a one-time link for an interpreter."""
+    appointment_id = _uuid(request, "appointment_id")
+    store = request.app[DOSSIER_STORE]
+    async with store.sessions() as session:
+        owner = await appointment_owner(session, appointment_id)
+        appointment = await session.get(Appointment, appointment_id)
+    target = Target(owner[0] if owner else None, appointment_id)
+    principal = await _allow(request, Action.INVITE_GUEST, target, str(appointment_id))
+    assert appointment is not None  # a clerk of its department was allowed: it exists
+    async with store.sessions() as session, session.begin():
+        now = await request.app[CLOCK].now(session)
+        token = await create_invitation(
+            session,
+            appointment_id=appointment_id,
+            kind="guest",
+            appointment_ends_at=appointment.ends_at,
+            now=now,
+        )
+    await store.audit.append(
+        at=now, actor=principal.actor, action="call.guest_invited", object_type="appointment",
+        object_ref=str(appointment_id),
+    )  # fmt: skip
+    origin = request.app[SETTINGS].public_origin
+    return web.json_response({"guest_url": f"{origin}/g/{token}"}, status=201)
+
+
 async def appointments_cancel(request: web.Request) -> web.Response:
     """DELETE /api/appointments/{id}: cancel; the dossier is destroyed at once."""
     appointment_id = _uuid(request, "appointment_id")
@@ -299,4 +327,5 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/appointments", appointments_list)
     router.add_post("/api/appointments", appointments_book)
     router.add_delete("/api/appointments/{appointment_id}", appointments_cancel)
+    router.add_post("/api/appointments/{appointment_id}/guest-link", guest_link)
     router.add_get("/api/dossiers/{dossier_id}", dossier_content)

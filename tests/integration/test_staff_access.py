@@ -9,6 +9,7 @@ import pyotp
 import pytest
 from aiohttp import DummyCookieJar
 from sqlalchemy import func, select
+from yarl import URL
 
 from dossier.appointments import ensure_department
 from dossier.chat import append_chat_message
@@ -335,3 +336,35 @@ async def test_role_matrix(client, accounts, clock, store, caller):
         assert [m["text"] for m in (await content.json())["chat"]] == ["geheim"]
     denials = [r for r in await audit_rows(store) if r.action == "access.denied"]
     assert len(denials) == sum(1 for i in API_DENIALS if expected[i] in (401, 403))
+
+
+async def test_interpreter_link_works_once_and_gives_a_guest_session(
+    client, accounts, clock, store
+):
+    booked = await book(store, clock)
+    headers = await signed_in(client, accounts, clock, "anna")
+    url = f"/api/appointments/{booked.appointment.id}/guest-link"
+    response = await client.post(url, headers=headers)
+    assert response.status == 201
+    link = URL((await response.json())["guest_url"]).path
+    first = await client.get(link, allow_redirects=False)
+    assert first.status == 303
+    assert first.headers["Location"] == f"/tolk/{booked.appointment.id}"
+    guest_cookie = {"Cookie": f"{SESSION_COOKIE}={cookie_of(first)}"}
+    page = await client.get(first.headers["Location"], headers=guest_cookie)
+    assert page.status == 200
+    assert "tolk" in await page.text()
+    again = await client.get(link, allow_redirects=False)
+    assert again.status == 404
+    # A guest gets no dossier content.
+    denied = await client.get(f"/api/dossiers/{booked.dossier.id}", headers=guest_cookie)
+    assert denied.status == 403
+
+
+async def test_only_the_departments_clerk_invites_an_interpreter(client, accounts, clock, store):
+    booked = await book(store, clock)
+    url = f"/api/appointments/{booked.appointment.id}/guest-link"
+    for name in ("bert", "ilse"):
+        headers = await signed_in(client, accounts, clock, name)
+        assert (await client.post(url, headers=headers)).status == 403
+    assert (await client.post(url, headers=SAME_ORIGIN)).status == 401
