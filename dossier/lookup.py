@@ -70,11 +70,8 @@ async def audit_access(
 
     Reads record before anything is shown: if recording fails, nothing is.
     """
-    if at is None:
-        async with store.sessions() as session:
-            at = await store.clock.now(session)
     await store.audit.append(
-        at=at,
+        at=at or await store.now(),
         actor=actor,
         action=action,
         object_type="dossier",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,3 +31,8 @@ class DossierStore:
     blobs: BlobStore
     clock: Clock
     segment_size: int = DEFAULT_SEGMENT_SIZE
+
+    async def now(self) -> dt.datetime:
+        """The clock's now, for callers that have no session of their own at hand."""
+        async with self.sessions() as session:
+            return await self.clock.now(session)

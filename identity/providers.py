@@ -10,6 +10,7 @@ Each says whether its configuration works; `/readyz` asks all of them.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -40,37 +41,50 @@ class LocalAccounts:
 
 
 class OidcProvider:
-    id = "oidc"
+    """Checks the provider at most once per RECHECK seconds: `/readyz` is polled every few
+    seconds, and each check fetches the provider's metadata and keys afresh."""
 
-    def __init__(self, client: OidcClient) -> None:
+    id = "oidc"
+    RECHECK = 300.0
+
+    def __init__(
+        self, client: OidcClient, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._client = client
+        self._monotonic = monotonic
+        self._last: tuple[float, list[str]] | None = None
 
     async def check_config(self) -> list[str]:
+        if self._last is not None and self._monotonic() - self._last[0] < self.RECHECK:
+            return self._last[1]
         try:
             await self._client.check_config()
         except OidcError as exc:
-            return [f"{exc.code}: {exc}"]
-        return []
+            problems = [f"{exc.code}: {exc}"]
+        else:
+            problems = []
+        self._last = (self._monotonic(), problems)
+        return problems
 
 
 class DigidProvider:
     id = "digid"
 
     def __init__(self, sp: DigidServiceProvider, *, now: Callable[[], dt.datetime]) -> None:
-        self._sp = sp
         self._now = now
+        # The certificates do not change while the server runs: read their end dates once.
+        self._expiry = {
+            "SP": load_certificate(sp.config.sp_cert_pem).not_valid_after_utc,
+            "IdP": load_certificate(sp.config.idp_cert_pem).not_valid_after_utc,
+        }
 
     async def check_config(self) -> list[str]:
-        problems = []
         now = self._now()
-        for name, pem in (
-            ("SP", self._sp.config.sp_cert_pem),
-            ("IdP", self._sp.config.idp_cert_pem),
-        ):
-            expires = load_certificate(pem).not_valid_after_utc
-            if expires <= now:
-                problems.append(f"the {name} certificate expired on {expires.date().isoformat()}")
-        return problems
+        return [
+            f"the {name} certificate expired on {expires.date().isoformat()}"
+            for name, expires in self._expiry.items()
+            if expires <= now
+        ]
 
 
 async def check_all(providers: Mapping[str, IdentityProvider]) -> dict[str, str]:

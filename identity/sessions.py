@@ -15,10 +15,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from dossier.db import Clock, read_session
 from identity.models import StaffAccount, WebSession
 from retention.audit import Actor
 
@@ -35,6 +36,7 @@ __all__ = [
 
 SESSION_COOKIE = "__Host-balie"
 IDLE_TIMEOUT = dt.timedelta(minutes=15)
+TOUCH_EVERY = dt.timedelta(minutes=1)
 ABSOLUTE_TIMEOUT = dt.timedelta(hours=12)
 
 
@@ -103,30 +105,43 @@ async def create_session(
 
 
 async def load_principal(
-    session: AsyncSession, *, token: str, now: dt.datetime
+    sessions: async_sessionmaker[AsyncSession], *, clock: Clock, token: str
 ) -> Principal | None:
-    """The principal of a live session (its idle clock restarted), or None.
+    """The principal of a live session, or None.
 
-    An expired session is deleted on the way.
+    Every request comes through here, so it reads without the write lock and writes only
+    when it must: an expired session is deleted, and the idle clock restarts at most once
+    per TOUCH_EVERY (the idle timeout is thereby up to that much longer, never shorter).
     """
-    row = await session.get(WebSession, token_hash(token))
+    async with read_session(sessions) as session:
+        now = await clock.now(session)
+        row = await session.get(WebSession, token_hash(token))
+        account = None
+        if row is not None and row.kind == "staff" and row.staff_id is not None:
+            account = await session.get(StaffAccount, row.staff_id)
     if row is None:
         return None
-    if now - row.last_seen_at > IDLE_TIMEOUT or now >= row.expires_at:
-        await session.delete(row)
+    expired = now - row.last_seen_at > IDLE_TIMEOUT or now >= row.expires_at
+    if row.kind == "staff" and (account is None or account.disabled_at is not None):
+        expired = True
+    if expired or now - row.last_seen_at >= TOUCH_EVERY:
+        async with sessions() as session, session.begin():
+            if expired:
+                await end_session(session, session_hash=row.id_hash)
+            else:
+                await session.execute(
+                    update(WebSession)
+                    .where(col(WebSession.id_hash) == row.id_hash)
+                    .values(last_seen_at=now)
+                )
+    if expired:
         return None
-    row.last_seen_at = now
-    actor = Actor("anonymous", row.id_hash[:16])
-    if row.kind == "staff" and row.staff_id is not None:
-        account = await session.get(StaffAccount, row.staff_id)
-        if account is None or account.disabled_at is not None:
-            await session.delete(row)
-            return None
+    if account is not None:
         actor = Actor(account.role, account.employee_id)
     elif row.kind in ("resident", "guest") and row.resident_pseudonym is not None:
         actor = Actor(row.kind, row.resident_pseudonym)
-    elif row.kind == "guest":
-        actor = Actor("guest", row.id_hash[:16])
+    else:
+        actor = Actor(row.kind, row.id_hash[:16])  # anonymous, or a guest (interpreter)
     return Principal(
         session_hash=row.id_hash,
         kind=row.kind,

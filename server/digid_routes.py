@@ -11,6 +11,7 @@ the ACS handler: it becomes a keyed pseudonym at once.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from dossier.models import Appointment, ServiceType
@@ -60,28 +62,39 @@ class DigidWiring:
 DIGID = web.AppKey("digid", DigidWiring)
 
 
-def _problem(
+def _message(
     request: web.Request, status: int, title: str, message: str, english: str = ""
 ) -> web.Response:
+    """A page that says one thing (a refusal, or where someone stands), in Dutch and English."""
     return page(
         request.app[DIGID].pages,
-        "resident/problem.html",
+        "resident/message.html",
         status=status,
         title=title,
         message=message,
         english=english,
-        retry=None,
     )
 
 
 async def _audit(request: web.Request, *, actor: Actor, result: str, ref: str) -> None:
     store = request.app[DOSSIER_STORE]
-    async with store.sessions() as session:
-        now = await request.app[CLOCK].now(session)
     await store.audit.append(
-        at=now, actor=actor, action="digid.login", object_type="appointment", object_ref=ref,
-        result=result,
+        at=await store.now(), actor=actor, action="digid.login", object_type="appointment",
+        object_ref=ref, result=result,
     )  # fmt: skip
+
+
+async def _redeemed(
+    session: AsyncSession, *, token: str, kind: str, now: dt.datetime
+) -> Appointment | None:
+    """The appointment behind a live invitation link of `kind`, or None for any bad link."""
+    try:
+        invite = await redeem_invitation(session, token=token, now=now)
+    except InvitationInvalid:
+        return None
+    if invite.kind != kind:
+        return None
+    return await session.get(Appointment, invite.appointment_id)
 
 
 async def invitation(request: web.Request) -> web.StreamResponse:
@@ -91,13 +104,10 @@ async def invitation(request: web.Request) -> web.StreamResponse:
     previous = principal_of(request)
     async with store.sessions() as session, session.begin():
         now = await request.app[CLOCK].now(session)
-        try:
-            invite = await redeem_invitation(session, token=request.match_info["token"], now=now)
-        except InvitationInvalid:
-            invite = None
-        appointment = await session.get(Appointment, invite.appointment_id) if invite else None
-        if invite is None or appointment is None or invite.kind != "resident":
-            return _problem(
+        token = request.match_info["token"]
+        appointment = await _redeemed(session, token=token, kind="resident", now=now)
+        if appointment is None:
+            return _message(
                 request, 404, "Deze link werkt niet",
                 "Deze link is niet (meer) geldig. Kijk in de uitnodiging van de gemeente of "
                 "bel de gemeente.", "This link is not valid (any more).",
@@ -132,13 +142,10 @@ async def guest(request: web.Request) -> web.StreamResponse:
     previous = principal_of(request)
     async with store.sessions() as session, session.begin():
         now = await request.app[CLOCK].now(session)
-        try:
-            invite = await redeem_invitation(session, token=request.match_info["token"], now=now)
-        except InvitationInvalid:
-            invite = None
-        appointment = await session.get(Appointment, invite.appointment_id) if invite else None
-        if invite is None or invite.kind != "guest" or appointment is None:
-            return _problem(
+        token = request.match_info["token"]
+        appointment = await _redeemed(session, token=token, kind="guest", now=now)
+        if appointment is None:
+            return _message(
                 request, 404, "Deze link werkt niet",
                 "Deze link is niet (meer) geldig. Een tolklink werkt maar één keer.",
                 "This link is not valid (any more); an interpreter link works once.",
@@ -162,22 +169,20 @@ async def guest(request: web.Request) -> web.StreamResponse:
 
 
 async def guest_page(request: web.Request) -> web.Response:
-    """GET /tolk/{id}: the interpreter's page (the call view comes with the call pages)."""
+    """GET /tolk/{id}: where the interpreter stands (the call view comes with the call pages)."""
     principal = principal_of(request)
     if (
         principal is None
         or principal.kind != "guest"
         or str(principal.appointment_id) != (request.match_info["appointment_id"])
     ):
-        return _problem(request, 403, "Geen toegang", "Open de tolklink die u kreeg.")
-    return page(
-        request.app[DIGID].pages,
-        "resident/problem.html",
-        title="Welkom als tolk",
-        message="U neemt deel als tolk: u ziet en hoort het gesprek en kunt chatten.",
-        english="You take part as an interpreter: video and chat.",
-        retry=None,
-    )
+        return _message(request, 403, "Geen toegang", "Open de tolklink die u kreeg.")
+    # Only what is true today: the link worked. The call view is not built yet (issue 4).
+    return _message(
+        request, 200, "Welkom als tolk",
+        "U bent aangemeld als tolk voor dit gesprek.",
+        "You are signed in as the interpreter for this conversation.",
+    )  # fmt: skip
 
 
 async def acs(request: web.Request) -> web.StreamResponse:
@@ -192,7 +197,7 @@ async def acs(request: web.Request) -> web.StreamResponse:
     anonymous = Actor("anonymous", request.remote or "unknown")
     if principal is None or principal.kind != "anonymous" or "appointment_id" not in pending:
         await _audit(request, actor=anonymous, result="no_pending_login", ref="unknown")
-        return _problem(
+        return _message(
             request, 400, "Inloggen is niet gelukt",
             "Wij weten niet bij welke afspraak dit inloggen hoort. Open de link uit uw "
             "uitnodiging opnieuw.", "We do not know which appointment this login is for.",
@@ -215,7 +220,7 @@ async def acs(request: web.Request) -> web.StreamResponse:
         assertion = wiring.sp.validate_response(xml, request_id_lookup=issued.get, now=now)
     except DigidCancelled:
         await _audit(request, actor=anonymous, result="cancelled", ref=ref)
-        return _problem(
+        return _message(
             request, 401, "U heeft het inloggen afgebroken",
             "U bent niet ingelogd. Open de link uit uw uitnodiging opnieuw als u toch wilt "
             "inloggen.", "You cancelled the DigiD login.",
@@ -223,7 +228,7 @@ async def acs(request: web.Request) -> web.StreamResponse:
     except DigidLoaTooLow as exc:
         required, given = getattr(exc.required, "value", "?"), getattr(exc.given, "value", "?")
         await _audit(request, actor=anonymous, result="loa_too_low", ref=ref)
-        return _problem(
+        return _message(
             request, 403, "Inloggen met een hoger niveau nodig",
             f"Voor deze afspraak moet u inloggen met DigiD {required}. U logde in "
             f"met {given}. Log opnieuw in, bijvoorbeeld met de DigiD app en uw "
@@ -231,12 +236,12 @@ async def acs(request: web.Request) -> web.StreamResponse:
         )  # fmt: skip
     except DigidLoginNotCompleted:
         await _audit(request, actor=anonymous, result="not_completed", ref=ref)
-        return _problem(
+        return _message(
             request, 401, "Inloggen is niet gelukt", "DigiD meldt dat het inloggen niet is gelukt."
         )
     except DigidError as exc:
         await _audit(request, actor=anonymous, result=exc.code, ref=ref)
-        return _problem(
+        return _message(
             request, 400, "Inloggen is niet gelukt",
             "Het antwoord van DigiD kon niet worden gecontroleerd. Probeer het opnieuw.",
             "The answer from DigiD could not be verified.",
@@ -285,13 +290,13 @@ async def acs(request: web.Request) -> web.StreamResponse:
     if refused is not None:
         await _audit(request, actor=resident, result=refused, ref=ref)
         if refused == "other_person":
-            return _problem(
+            return _message(
                 request, 403, "Deze afspraak is voor iemand anders",
                 "U bent ingelogd met een ander DigiD dan waarvoor deze afspraak is gemaakt. "
                 "Is de afspraak wel voor u? Bel dan de gemeente.",
                 "This appointment was made for someone else.",
             )  # fmt: skip
-        return _problem(
+        return _message(
             request, 400, "Inloggen is niet gelukt", "Open de link uit uw uitnodiging opnieuw."
         )
     if needs_bsn:
@@ -324,7 +329,7 @@ async def appointment_page(request: web.Request) -> web.Response:
         or principal.kind != "resident"
         or principal.appointment_id != appointment_id
     ):
-        return _problem(
+        return _message(
             request, 403, "Geen toegang",
             "Open de link uit uw uitnodiging om in te loggen voor uw afspraak.",
             "Open the link from your invitation to sign in.",
@@ -336,7 +341,7 @@ async def appointment_page(request: web.Request) -> web.Response:
             await session.get(ServiceType, appointment.service_type_id) if appointment else None
         )
     if appointment is None or service is None:
-        return _problem(request, 410, "Afspraak vervallen", "Deze afspraak bestaat niet meer.")
+        return _message(request, 410, "Afspraak vervallen", "Deze afspraak bestaat niet meer.")
     local = appointment.starts_at.astimezone(ZoneInfo("Europe/Amsterdam"))
     return page(
         request.app[DIGID].pages,

@@ -21,6 +21,7 @@ from identity.sso import account_for_sso
 from retention.audit import Actor
 from server.appkeys import CLOCK, DOSSIER_STORE, IDENTITY_PROVIDERS, SETTINGS
 from server.middlewares import error_response
+from server.requests import anonymous_actor
 from server.security import principal_of, session_cookie
 from server.settings import Settings
 
@@ -81,7 +82,6 @@ async def callback(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     pending = (principal.pending or {}) if principal else {}
     store = request.app[DOSSIER_STORE]
-    anonymous = Actor("anonymous", request.remote or "unknown")
     try:
         if principal is None or "oidc_state" not in pending:
             raise Forbidden("no sign-in in progress in this browser; start again")
@@ -106,12 +106,14 @@ async def callback(request: web.Request) -> web.StreamResponse:
                 replaces=principal.session_hash,
             )
     except (OidcError, Forbidden) as exc:
-        async with store.sessions() as session:
-            now = await request.app[CLOCK].now(session)
         await store.audit.append(
-            at=now, actor=anonymous, action="staff.login", object_type="session",
-            object_ref="oidc", result=exc.code,
-        )  # fmt: skip
+            at=await store.now(),
+            actor=anonymous_actor(request),
+            action="staff.login",
+            object_type="session",
+            object_ref="oidc",
+            result=exc.code,
+        )
         return error_response(403, exc.code, str(exc))
     await store.audit.append(
         at=now, actor=Actor(account.role, account.employee_id), action="staff.login",

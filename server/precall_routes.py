@@ -12,11 +12,12 @@ from typing import Literal
 from aiohttp import web
 from aiortc import RTCIceServer
 from aiortc.rtcicetransport import parse_stun_turn_uri
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.appkeys import SETTINGS
 from server.middlewares import error_response
 from server.precall import PrecallBusy, PrecallEcho, PrecallInvalidOffer
+from server.requests import parse_json
 from server.security import principal_of
 
 __all__ = ["MAX_SDP_CHARS", "PRECALL", "add_routes", "precall_context"]
@@ -68,7 +69,7 @@ async def offer(request: web.Request) -> web.Response:
     principal = principal_of(request)
     if principal is None or principal.kind not in ("resident", "guest", "staff"):
         return error_response(401, "not_authenticated", "open your invitation link first")
-    body = await _offer_in(request)
+    body = await parse_json(request, OfferIn)
     try:
         sdp, kind = await request.app[PRECALL].answer(body.sdp, body.type)
     except PrecallBusy as exc:
@@ -78,18 +79,6 @@ async def offer(request: web.Request) -> web.Response:
     except PrecallInvalidOffer as exc:
         return error_response(422, exc.code, str(exc))
     return web.json_response({"sdp": sdp, "type": kind})
-
-
-async def _offer_in(request: web.Request) -> OfferIn:
-    try:
-        return OfferIn.model_validate(await request.json())
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        raise web.HTTPUnprocessableEntity(text=problems) from None
-    except ValueError:  # JSONDecodeError, and UnicodeDecodeError for a body that is not UTF-8
-        raise web.HTTPUnprocessableEntity(text="body is not JSON") from None
 
 
 def _ice_servers(urls: list[str]) -> list[RTCIceServer]:

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from identity.sessions import SESSION_COOKIE, Principal, load_principal
-from server.appkeys import CLOCK, DOSSIER_STORE, SETTINGS
+from server.appkeys import DOSSIER_STORE, SETTINGS
 from server.middlewares import error_response
 
 __all__ = [
@@ -90,10 +90,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         store = request.app[DOSSIER_STORE]
-        async with store.sessions() as session, session.begin():
-            principal = await load_principal(
-                session, token=token, now=await request.app[CLOCK].now(session)
-            )
+        principal = await load_principal(store.sessions, clock=store.clock, token=token)
         if principal is not None:
             request[PRINCIPAL] = principal
     return await handler(request)

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from dossier.appointments import cancel_appointment, create_appointment
 from dossier.chat import list_chat_messages
@@ -26,6 +26,7 @@ from identity.sessions import Principal, create_session, end_session
 from retention.audit import Actor
 from server.appkeys import CLOCK, DOSSIER_STORE, LOGIN_LIMITER, SETTINGS
 from server.middlewares import error_response
+from server.requests import anonymous_actor, parse_json
 from server.security import principal_of, session_cookie
 
 __all__ = ["add_routes"]
@@ -46,25 +47,6 @@ class BookIn(BaseModel):
     bsn: str | None = Field(default=None, min_length=9, max_length=9)
 
 
-async def _json(request: web.Request, model: type[BaseModel]) -> Any:
-    try:
-        return model.model_validate(await request.json())
-    except ValueError as exc:  # JSONDecodeError and ValidationError are both ValueErrors
-        if isinstance(exc, ValidationError):
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-            )
-        else:
-            problems = "body is not JSON"
-        raise web.HTTPUnprocessableEntity(text=problems) from None
-
-
-async def _now(request: web.Request) -> dt.datetime:
-    store = request.app[DOSSIER_STORE]
-    async with store.sessions() as session:
-        return await request.app[CLOCK].now(session)
-
-
 async def _allow(request: web.Request, action: Action, target: Target, ref: str) -> Principal:
     """The principal if `action` on `target` is allowed; otherwise audit and refuse."""
     principal = principal_of(request)
@@ -72,10 +54,10 @@ async def _allow(request: web.Request, action: Action, target: Target, ref: str)
     if reason is None:
         assert principal is not None
         return principal
-    actor = principal.actor if principal else Actor("anonymous", request.remote or "unknown")
-    await request.app[DOSSIER_STORE].audit.append(
-        at=await _now(request),
-        actor=actor,
+    store = request.app[DOSSIER_STORE]
+    await store.audit.append(
+        at=await store.now(),
+        actor=principal.actor if principal else anonymous_actor(request),
         action="access.denied",
         object_type="request",
         object_ref=ref,
@@ -89,7 +71,7 @@ async def _allow(request: web.Request, action: Action, target: Target, ref: str)
 
 async def login(request: web.Request) -> web.Response:
     """POST /api/staff/login {username, password, code} -> a new staff session."""
-    body: LoginIn = await _json(request, LoginIn)
+    body = await parse_json(request, LoginIn)
     limited = request.app[LOGIN_LIMITER].refuse(f"login:{request.remote}")
     if limited is not None:
         return limited
@@ -120,11 +102,7 @@ async def login(request: web.Request) -> web.Response:
                 department_id=account.department_id,
                 replaces=previous.session_hash if previous else None,
             )
-    actor = (
-        Actor("anonymous", request.remote or "unknown")
-        if failed
-        else Actor(account.role, account.employee_id)
-    )
+    actor = anonymous_actor(request) if failed else Actor(account.role, account.employee_id)
     await store.audit.append(
         at=now,
         actor=actor,
@@ -198,7 +176,7 @@ async def appointments_book(request: web.Request) -> web.Response:
     principal = principal_of(request)
     department = principal.department_id if principal else None
     principal = await _allow(request, Action.BOOK_APPOINTMENT, Target(department), "appointments")
-    body: BookIn = await _json(request, BookIn)
+    body = await parse_json(request, BookIn)
     settings = request.app[SETTINGS]
     store = request.app[DOSSIER_STORE]
     assert principal.department_id is not None

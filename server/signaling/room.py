@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from dossier.calls import admit, deny, end_call, knock
 from dossier.chat import append_chat_message
+from dossier.db import wall_clock
 from dossier.errors import DossierError
 from dossier.models import Dossier, DossierState
 from dossier.queries import dossier_owner
@@ -139,7 +139,7 @@ async def _send_admitted(
         turn_urls=settings.turn_urls,
         turn_secret=settings.turn_secret.get_secret_value().encode(),
         participant=me.id,
-        now=dt.datetime.now(dt.UTC),
+        now=wall_clock(request.app[CLOCK])(),
     )
     await socket.send_json({"type": "admitted", "ice_servers": servers})
 
@@ -189,9 +189,9 @@ async def _receive(
 ) -> None:
     limiter = RateLimiter(**SOCKET_RATE)  # type: ignore[arg-type]
     async for frame in socket:
+        if frame.type == WSMsgType.BINARY:
+            await _error(socket, "malformed", "signaling messages are text")
         if frame.type != WSMsgType.TEXT:
-            if frame.type in (WSMsgType.BINARY,):
-                await _error(socket, "malformed", "signaling messages are text")
             continue
         if limiter.check("socket") is not None:
             await _error(socket, "rate_limited", "too many messages; slow down")

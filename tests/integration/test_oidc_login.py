@@ -119,3 +119,11 @@ async def test_id_token_signed_by_another_key_is_refused(client, provider):
     _, response = await sign_in(client, provider)
     assert response.status == 403
     assert (await response.json())["code"] == "oidc_id_token_invalid"
+
+
+async def test_readiness_checks_the_provider_without_asking_it_every_time(client, provider):
+    first = await client.get("/readyz")
+    assert (await first.json())["checks"]["identity:oidc"] == "ok"
+    asked = provider.jwks_requests
+    assert (await client.get("/readyz")).status == first.status
+    assert provider.jwks_requests == asked

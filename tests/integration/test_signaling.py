@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 
 import pytest
 from aiohttp import DummyCookieJar, WSMsgType
@@ -22,6 +21,7 @@ from identity.accounts import add_local_account
 from identity.sessions import SESSION_COOKIE, create_session
 from retention.models import AuditEvent
 from server.app import create_app
+from server.signaling.turn import TURN_LIFETIME
 
 from support import CLERK, book
 
@@ -99,7 +99,7 @@ async def state(store, booked) -> DossierState:
         return (await session.get(Dossier, booked.dossier.id)).state
 
 
-async def test_waiting_room_admission_relay_chat_and_end(client, call, store):
+async def test_waiting_room_admission_relay_chat_and_end(client, call, store, clock):
     booked, _ = call
     clerk, clerk_hello = await join(client, call, "anna")
     resident, hello = await join(client, call, "resident")
@@ -115,7 +115,8 @@ async def test_waiting_room_admission_relay_chat_and_end(client, call, store):
     turn = admitted["ice_servers"][0]
     expiry, participant = turn["username"].split(":")
     assert participant == hello["you"]
-    assert int(expiry) > time.time()  # short-lived, but not expired
+    # Valid for two hours from now by the server's (injected) clock.
+    assert int(expiry) == int((clock.current + TURN_LIFETIME).timestamp())
     expected = hmac.new(b"turn-geheim", turn["username"].encode(), hashlib.sha1).digest()
     assert base64.b64decode(turn["credential"]) == expected
 

@@ -368,3 +368,18 @@ async def test_only_the_departments_clerk_invites_an_interpreter(client, account
         headers = await signed_in(client, accounts, clock, name)
         assert (await client.post(url, headers=headers)).status == 403
     assert (await client.post(url, headers=SAME_ORIGIN)).status == 401
+
+
+async def test_idle_clock_restarts_at_most_once_a_minute(client, accounts, clock, store):
+    headers = await signed_in(client, accounts, clock, "anna")  # signed in 31 s ago
+
+    async def last_seen():
+        async with store.sessions() as session:
+            return (await session.execute(select(WebSession.last_seen_at))).scalar_one()
+
+    signed_in_at = await last_seen()
+    assert (await client.get("/api/appointments", headers=headers)).status == 200
+    assert await last_seen() == signed_in_at  # no write for a request within the minute
+    clock.advance(dt.timedelta(seconds=30))
+    assert (await client.get("/api/appointments", headers=headers)).status == 200
+    assert await last_seen() == clock.current  # over a minute: the idle clock restarts

@@ -1,0 +1,33 @@
+"""Small helpers every handler needs: a JSON body checked against a model, and who an
+unauthenticated caller is for the audit log."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from retention.audit import Actor
+
+__all__ = ["anonymous_actor", "parse_json"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def parse_json(request: web.Request, model: type[M]) -> M:
+    """The body as `model`; 422 naming every field that is wrong, or that it is not JSON."""
+    try:
+        return model.model_validate(await request.json())
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        raise web.HTTPUnprocessableEntity(text=problems) from None
+    except ValueError:  # JSONDecodeError, and UnicodeDecodeError for a body that is not UTF-8
+        raise web.HTTPUnprocessableEntity(text="body is not JSON") from None
+
+
+def anonymous_actor(request: web.Request) -> Actor:
+    """Someone not signed in, known to the audit log by the address they came from."""
+    return Actor("anonymous", request.remote or "unknown")
