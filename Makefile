@@ -25,7 +25,7 @@ $(NODE_STAMP): package.json
 install: $(STAMP) $(NODE_STAMP)
 
 ## Run Balie on SQLite in $(DEMO_DIR) with sample appointments; prints the links to open.
-demo: $(STAMP)
+demo: $(STAMP) $(NODE_STAMP)
 	BALIE_ENVIRONMENT=dev BALIE_DATA_DIR=$(DEMO_DIR) $(BIN)/balie demo
 
 ## The whole suite on SQLite, then again on PostgreSQL if BALIE_TEST_DATABASE_URL is set.

@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 
 from dossier.db import Clock, DatabaseClock, wall_clock
 from identity.providers import DigidProvider, IdentityProvider, LocalAccounts
-from server import digid_routes, health, oidc_routes, precall_routes, staff_api
+from server import call_pages, digid_routes, health, oidc_routes, precall_routes, staff_api, static
 from server.appkeys import (
     CLOCK,
     DOSSIER_STORE,
@@ -24,6 +24,7 @@ from server.digid_setup import mount_digid, mount_test_digid
 from server.middlewares import error_middleware
 from server.migrate import current_revision, head_revision, upgrade_to_head
 from server.oidc_routes import oidc_client_context
+from server.pages import PAGES, make_environment
 from server.precall_routes import precall_context
 from server.ratelimit import RateLimiter
 from server.resources import make_store, open_engine, recover
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[LOGIN_LIMITER] = RateLimiter(per_minute=10, burst=5)
     providers: dict[str, IdentityProvider] = {"local": LocalAccounts()}
     app[IDENTITY_PROVIDERS] = providers
+    app[PAGES] = make_environment()
     app.on_response_prepare.append(add_security_headers)
     app.cleanup_ctx.append(database)
     health.add_routes(app.router)
@@ -61,6 +63,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(precall_context)
     precall_routes.add_routes(app.router)
     app.router.add_get("/ws/calls/{dossier_id}", call_socket)
+    call_pages.add_routes(app.router)
+    static.add_routes(app.router)
     if settings.oidc_issuer:
         app.cleanup_ctx.append(oidc_client_context)
         oidc_routes.add_routes(app.router)

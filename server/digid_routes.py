@@ -2,7 +2,6 @@
 
     GET /i/{token}      redeem the invitation, send an AuthnRequest at the service's LoA
     GET /digid/acs      resolve the artifact, validate, check replay and identity, sign in
-    GET /afspraak/{id}  the resident's appointment page
     GET /digid/metadata the SP metadata
 
 Every refusal is an audit event and creates no resident session. The BSN exists only inside
@@ -15,9 +14,7 @@ import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
-import jinja2
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
@@ -41,7 +38,7 @@ from identity.pseudonym import bsn_pseudonym, pseudonyms_match
 from identity.sessions import create_session
 from retention.audit import Actor
 from server.appkeys import CLOCK, DOSSIER_STORE, SETTINGS
-from server.pages import page
+from server.pages import message_page
 from server.ratelimit import RateLimiter
 from server.security import principal_of, session_cookie
 
@@ -54,7 +51,6 @@ class DigidWiring:
 
     sp: DigidServiceProvider
     transport: Callable[[str, bytes], Awaitable[bytes]]
-    pages: jinja2.Environment
     limiter: RateLimiter
     test_idp: object | None = None  # the in-process test IdP, in dev/test
 
@@ -62,18 +58,7 @@ class DigidWiring:
 DIGID = web.AppKey("digid", DigidWiring)
 
 
-def _message(
-    request: web.Request, status: int, title: str, message: str, english: str = ""
-) -> web.Response:
-    """A page that says one thing (a refusal, or where someone stands), in Dutch and English."""
-    return page(
-        request.app[DIGID].pages,
-        "resident/message.html",
-        status=status,
-        title=title,
-        message=message,
-        english=english,
-    )
+_message = message_page
 
 
 async def _audit(request: web.Request, *, actor: Actor, result: str, ref: str) -> None:
@@ -166,23 +151,6 @@ async def guest(request: web.Request) -> web.StreamResponse:
     response = web.HTTPSeeOther(f"/tolk/{appointment.id}")
     session_cookie(response, token)
     raise response
-
-
-async def guest_page(request: web.Request) -> web.Response:
-    """GET /tolk/{id}: where the interpreter stands (the call view comes with the call pages)."""
-    principal = principal_of(request)
-    if (
-        principal is None
-        or principal.kind != "guest"
-        or str(principal.appointment_id) != (request.match_info["appointment_id"])
-    ):
-        return _message(request, 403, "Geen toegang", "Open de tolklink die u kreeg.")
-    # Only what is true today: the link worked. The call view is not built yet (issue 4).
-    return _message(
-        request, 200, "Welkom als tolk",
-        "U bent aangemeld als tolk voor dit gesprek.",
-        "You are signed in as the interpreter for this conversation.",
-    )  # fmt: skip
 
 
 async def acs(request: web.Request) -> web.StreamResponse:
@@ -317,42 +285,6 @@ async def acs(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-async def appointment_page(request: web.Request) -> web.Response:
-    """GET /afspraak/{id}: the resident's own appointment (the call comes in issue 4)."""
-    principal = principal_of(request)
-    try:
-        appointment_id = uuid.UUID(request.match_info["appointment_id"])
-    except ValueError:
-        appointment_id = None
-    if (
-        principal is None
-        or principal.kind != "resident"
-        or principal.appointment_id != appointment_id
-    ):
-        return _message(
-            request, 403, "Geen toegang",
-            "Open de link uit uw uitnodiging om in te loggen voor uw afspraak.",
-            "Open the link from your invitation to sign in.",
-        )  # fmt: skip
-    store = request.app[DOSSIER_STORE]
-    async with store.sessions() as session:
-        appointment = await session.get(Appointment, appointment_id)
-        service = (
-            await session.get(ServiceType, appointment.service_type_id) if appointment else None
-        )
-    if appointment is None or service is None:
-        return _message(request, 410, "Afspraak vervallen", "Deze afspraak bestaat niet meer.")
-    local = appointment.starts_at.astimezone(ZoneInfo("Europe/Amsterdam"))
-    return page(
-        request.app[DIGID].pages,
-        "resident/appointment.html",
-        title="Uw afspraak",
-        service=service.label,
-        starts_iso=appointment.starts_at.isoformat(),
-        starts_text=local.strftime("%d-%m-%Y om %H:%M"),
-    )
-
-
 async def metadata(request: web.Request) -> web.Response:
     """GET /digid/metadata: what DigiD (or the test IdP) needs to know about this SP."""
     xml = request.app[DIGID].sp.metadata()
@@ -362,7 +294,5 @@ async def metadata(request: web.Request) -> web.Response:
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/i/{token}", invitation)
     router.add_get("/g/{token}", guest)
-    router.add_get("/tolk/{appointment_id}", guest_page)
     router.add_get("/digid/acs", acs)
-    router.add_get("/afspraak/{appointment_id}", appointment_page)
     router.add_get("/digid/metadata", metadata)

@@ -22,7 +22,7 @@ from identity.digid.testidp import TestIdp, TestIdpConfig, TrustedSp
 from identity.digid.testidp_web import add_test_idp_routes
 from server.appkeys import SETTINGS
 from server.digid_routes import DigidWiring
-from server.pages import TEMPLATES, make_environment
+from server.pages import TEMPLATES
 from server.ratelimit import RateLimiter
 from server.settings import Settings
 
@@ -78,7 +78,6 @@ def mount_test_digid(app: web.Application, settings: Settings, clock: Clock) -> 
     return DigidWiring(
         sp=DigidServiceProvider(sp_config, clock=now),
         transport=in_process,
-        pages=make_environment(),
         limiter=RateLimiter(per_minute=20, burst=10),
         test_idp=idp,
     )
@@ -114,7 +113,6 @@ def mount_digid(app: web.Application, settings: Settings, clock: Clock) -> Digid
     return DigidWiring(
         sp=DigidServiceProvider(config, clock=wall_clock(clock)),
         transport=over_https,
-        pages=make_environment(),
         limiter=RateLimiter(per_minute=20, burst=10),
     )
 

@@ -1,5 +1,5 @@
-"""Small helpers every handler needs: a JSON body checked against a model, and who an
-unauthenticated caller is for the audit log."""
+"""Small helpers every handler needs: a JSON body checked against a model, who an
+unauthenticated caller is for the audit log, and an authorisation decision that is audited."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from identity.authz import Action, Target, decide
 from retention.audit import Actor
+from server.appkeys import DOSSIER_STORE
+from server.security import principal_of
 
-__all__ = ["anonymous_actor", "parse_json"]
+__all__ = ["anonymous_actor", "parse_json", "refused"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -31,3 +34,22 @@ async def parse_json(request: web.Request, model: type[M]) -> M:
 def anonymous_actor(request: web.Request) -> Actor:
     """Someone not signed in, known to the audit log by the address they came from."""
     return Actor("anonymous", request.remote or "unknown")
+
+
+async def refused(request: web.Request, action: Action, target: Target, ref: str) -> str | None:
+    """None if the caller may do `action` on `target`; else the reason, after auditing it."""
+    principal = principal_of(request)
+    reason = decide(principal, action, target)
+    if reason is None:
+        return None
+    store = request.app[DOSSIER_STORE]
+    await store.audit.append(
+        at=await store.now(),
+        actor=principal.actor if principal else anonymous_actor(request),
+        action="access.denied",
+        object_type="request",
+        object_ref=ref,
+        result="denied",
+        detail={"action": action.value, "reason": reason},
+    )
+    return reason

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -18,18 +19,19 @@ from dossier.documents import list_documents
 from dossier.models import Appointment
 from dossier.queries import appointment_owner, department_code, dossier_owner, list_appointments
 from identity.accounts import authenticate_local
-from identity.authz import Action, Target, decide
+from identity.authz import Action, Target
 from identity.errors import Forbidden, LoginFailed, NotAuthenticated
 from identity.invitations import create_invitation
+from identity.models import StaffAccount
 from identity.pseudonym import bsn_pseudonym
 from identity.sessions import Principal, create_session, end_session
 from retention.audit import Actor
 from server.appkeys import CLOCK, DOSSIER_STORE, LOGIN_LIMITER, SETTINGS
 from server.middlewares import error_response
-from server.requests import anonymous_actor, parse_json
+from server.requests import anonymous_actor, parse_json, refused
 from server.security import principal_of, session_cookie
 
-__all__ = ["add_routes"]
+__all__ = ["LoginIn", "SignedIn", "add_routes", "sign_in_local"]
 
 
 class LoginIn(BaseModel):
@@ -49,29 +51,31 @@ class BookIn(BaseModel):
 
 async def _allow(request: web.Request, action: Action, target: Target, ref: str) -> Principal:
     """The principal if `action` on `target` is allowed; otherwise audit and refuse."""
+    reason = await refused(request, action, target, ref)
     principal = principal_of(request)
-    reason = decide(principal, action, target)
     if reason is None:
         assert principal is not None
         return principal
-    store = request.app[DOSSIER_STORE]
-    await store.audit.append(
-        at=await store.now(),
-        actor=principal.actor if principal else anonymous_actor(request),
-        action="access.denied",
-        object_type="request",
-        object_ref=ref,
-        result="denied",
-        detail={"action": action.value, "reason": reason},
-    )
     if principal is None:
         raise NotAuthenticated("sign in first")
     raise Forbidden(f"not allowed: {reason}")
 
 
-async def login(request: web.Request) -> web.Response:
-    """POST /api/staff/login {username, password, code} -> a new staff session."""
-    body = await parse_json(request, LoginIn)
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A new staff session: the account, the cookie value and the page's CSRF token."""
+
+    account: StaffAccount
+    token: str
+    csrf_token: str
+
+
+async def sign_in_local(request: web.Request, body: LoginIn) -> SignedIn | web.Response:
+    """Check a local account's password and TOTP code and start a staff session.
+
+    Returns the new session, or the error response to give: 429 when this address tried too
+    often, 401 for a wrong name, password or code. Either way the attempt is audited.
+    """
     limited = request.app[LOGIN_LIMITER].refuse(f"login:{request.remote}")
     if limited is not None:
         return limited
@@ -113,10 +117,23 @@ async def login(request: web.Request) -> web.Response:
     )
     if failed:
         return error_response(401, "login_failed", "wrong user name, password or code")
+    return SignedIn(account, token, row.csrf_token)
+
+
+async def login(request: web.Request) -> web.Response:
+    """POST /api/staff/login {username, password, code} -> a new staff session."""
+    body = await parse_json(request, LoginIn)
+    result = await sign_in_local(request, body)
+    if isinstance(result, web.Response):
+        return result
     response = web.json_response(
-        {"role": account.role, "display_name": account.display_name, "csrf_token": row.csrf_token}
+        {
+            "role": result.account.role,
+            "display_name": result.account.display_name,
+            "csrf_token": result.csrf_token,
+        }
     )
-    session_cookie(response, token)
+    session_cookie(response, result.token)
     return response
 
 

@@ -16,3 +16,9 @@ async def violations(page: Any) -> list[dict[str, Any]]:
         " values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
     )
     return list(result["violations"])
+
+
+async def assert_accessible(page: Any) -> None:
+    """Fail with every violation's rule, help text and first offending element."""
+    found = await violations(page)
+    assert found == [], [f"{v['id']}: {v['help']} {v['nodes'][0]['target']}" for v in found]

@@ -13,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dossier.appointments import BookedAppointment, create_appointment
 from dossier.db import ManualClock
 from dossier.store import DossierStore
+from identity.invitations import create_invitation
 from retention.audit import Actor
 from server.app import create_app
 from server.settings import Settings
 
 CLERK = Actor("clerk", "emp-1001")
+BSN = "999993653"  # a test BSN that passes the eleven-test
 RESIDENT = Actor("resident", "pseudo-" + "a" * 16)
 
 
@@ -79,3 +81,17 @@ async def serving(settings: Settings, clock: ManualClock) -> AsyncIterator[tuple
         yield f"http://127.0.0.1:{port}", configured.public_origin
     finally:
         await runner.cleanup()
+
+
+async def invitation(store: DossierStore, clock: ManualClock) -> tuple[str, BookedAppointment]:
+    """A booked appointment and a live resident invitation token for it."""
+    booked = await book(store, clock)
+    async with store.sessions() as session, session.begin():
+        token = await create_invitation(
+            session,
+            appointment_id=booked.appointment.id,
+            kind="resident",
+            appointment_ends_at=booked.appointment.ends_at,
+            now=clock.current,
+        )
+    return token, booked

@@ -112,7 +112,7 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
             await socket.send_json({"type": "hello", "you": me.id, "role": role, "state": state})
             if me.admitted:
                 await _send_admitted(request, socket, me)
-            await _announce(hub, call, me, "joined")
+            await _announce(hub, call, me, "in" if me.admitted else "joined")
             await _receive(request, socket, me, hub, call)
         finally:
             pump.cancel()
@@ -163,8 +163,8 @@ async def _deliver(
             else:
                 new = sender not in me.peers
                 me.peers[sender] = message["role"]
-                if new and message["status"] == "joined":
-                    # Tell the newcomer we are here too.
+                if new and target is None:
+                    # Tell the newcomer (once: a broadcast, not a reply) that we are here too.
                     await request.app[HUB].publish(
                         str(me.dossier_id),
                         {"from": me.id, "to": sender, "message": {
@@ -174,6 +174,9 @@ async def _deliver(
         elif kind == "admitted":
             me.admitted = True
             await _send_admitted(request, socket, me)
+            # Everyone in the call learns that this participant is in now: their pages
+            # take it out of the waiting list and expect its offer.
+            await _announce(request.app[HUB], str(me.dossier_id), me, "in")
             continue
         elif kind in ("offer", "answer", "ice") and not me.admitted:
             continue  # nothing reaches a participant still in the waiting room

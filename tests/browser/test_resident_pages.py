@@ -3,39 +3,8 @@ page; and every page on the way passes axe-core with zero violations (WCAG 2.1 A
 
 from __future__ import annotations
 
-import pytest
-
-from identity.invitations import create_invitation
-
-from browser_axe import violations
-from support import book, serving
-
-BSN = "999993653"
-
-
-@pytest.fixture
-async def served(settings, clock, store):
-    """The app on a loopback port whose public URL is what the browser uses."""
-    async with serving(settings, clock) as (_, origin):
-        yield origin
-
-
-async def invitation(store, clock) -> tuple[str, object]:
-    booked = await book(store, clock)
-    async with store.sessions() as session, session.begin():
-        token = await create_invitation(
-            session,
-            appointment_id=booked.appointment.id,
-            kind="resident",
-            appointment_ends_at=booked.appointment.ends_at,
-            now=clock.current,
-        )
-    return token, booked
-
-
-async def assert_accessible(page) -> None:
-    found = await violations(page)
-    assert found == [], [f"{v['id']}: {v['help']} ({len(v['nodes'])}x)" for v in found]
+from browser_axe import assert_accessible, violations
+from support import BSN, invitation
 
 
 async def test_invitation_to_appointment_page(browser, served, store, clock):

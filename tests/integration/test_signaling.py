@@ -112,6 +112,8 @@ async def test_waiting_room_admission_relay_chat_and_end(client, call, store, cl
     await clerk.send_json({"type": "admit", "participant": hello["you"]})
     admitted = await expect(resident, "admitted")
     assert await state(store, booked) == DossierState.IN_CALL
+    # Everyone else hears that the resident is in now (the clerk's waiting list empties).
+    await expect(clerk, "participant", id=hello["you"], status="in")
     turn = admitted["ice_servers"][0]
     expiry, participant = turn["username"].split(":")
     assert participant == hello["you"]
@@ -294,7 +296,8 @@ async def test_resident_whose_connection_drops_comes_back_into_the_call(client, 
     assert hello_again["you"] == hello["you"]
     assert hello_again["state"] == "in_call"
     await expect(again, "admitted")  # straight back in: no new knock, no new admission
-    await expect(clerk, "participant", id=hello["you"], status="joined")
+    # The clerk's page learns the resident is back in the call, so it expects an ICE restart.
+    await expect(clerk, "participant", id=hello["you"], status="in")
     await again.send_json({"type": "offer", "to": clerk_hello["you"], "sdp": "v=0 restart"})
     await expect(clerk, "offer", sdp="v=0 restart")
     stored = await list_chat_messages(store, actor=CLERK, dossier_id=booked.dossier.id)
