@@ -148,6 +148,22 @@ async def reset_local_account(
     return NewCredentials(account=account, password=password, totp_uri=uri)
 
 
+async def current_totp_code(
+    session: AsyncSession, *, secret_key: bytes, username: str, now: dt.datetime
+) -> str:
+    """The TOTP code a local account's authenticator app shows at `now`.
+
+    For the demo and development only (the CLI refuses it in production): it turns the
+    second factor into something the server hands out. Raises InvalidAccount if unknown.
+    """
+    query = select(StaffAccount).where(col(StaffAccount.username) == username)
+    account = (await session.execute(query)).scalar()
+    totp_secret = _open_totp(secret_key, account) if account is not None else None
+    if totp_secret is None:
+        raise InvalidAccount(f"no local account {username!r} with a TOTP secret")
+    return str(pyotp.TOTP(totp_secret).at(now))
+
+
 async def authenticate_local(
     session: AsyncSession,
     *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -32,7 +33,7 @@ from server.security import add_security_headers, csrf_middleware, session_middl
 from server.settings import Settings
 from server.signaling.hub import MemoryHub
 from server.signaling.pghub import PostgresHub
-from server.signaling.room import HUB, call_socket
+from server.signaling.room import HUB, OPEN_SOCKETS, call_socket, close_open_sockets
 
 __all__ = ["create_app"]
 
@@ -62,6 +63,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(signaling_hub)
     app.cleanup_ctx.append(precall_context)
     precall_routes.add_routes(app.router)
+    app[OPEN_SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(close_open_sockets)
     app.router.add_get("/ws/calls/{dossier_id}", call_socket)
     call_pages.add_routes(app.router)
     static.add_routes(app.router)

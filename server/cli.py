@@ -32,13 +32,18 @@ from dossier.models import DataKey, Tombstone, TombstoneOutcome
 from dossier.shredding import destroy_dossier
 from dossier.store import DossierStore
 from identity import errors as identity_errors
-from identity.accounts import NewCredentials, add_local_account, reset_local_account
+from identity.accounts import (
+    NewCredentials,
+    add_local_account,
+    current_totp_code,
+    reset_local_account,
+)
 from identity.pseudonym import bsn_pseudonym
 from identity.roles import STAFF_ROLES
 from retention import errors as retention_errors
 from retention.audit import Actor, ChainReport, verify_chain
 from server.app import create_app
-from server.demo import seed_demo
+from server.demo import DEMO_CLERK, seed_demo
 from server.migrate import current_revision, head_revision, upgrade_to_head
 from server.resources import make_store, open_engine
 from server.settings import Settings
@@ -141,6 +146,7 @@ def demo(host: str | None, port: int | None) -> None:
     click.echo(f"  liveness       : {base}/healthz")
     click.echo(f"  readiness      : {base}/readyz")
     click.echo("  DigiD test IdP : any BSN that passes the eleven-test, e.g. 999993653")
+    click.echo(f"  clerk sign-in  : {base}/balie (code: .venv/bin/balie user code {DEMO_CLERK})")
     click.echo("  sample appointments and staff sign-in:")
     for line in lines:
         click.echo(f"    {line}")
@@ -292,6 +298,26 @@ def user_add(
             )
 
     _print_credentials(_run(work))
+
+
+@user.command("code")
+@click.argument("username")
+def user_code(username: str) -> None:
+    """Print the account's current TOTP code (dev and test only: for the demo)."""
+    settings = _settings()
+    if not settings.is_development:
+        raise click.ClickException("`user code` works only with BALIE_ENVIRONMENT=dev or test")
+
+    async def work(res: _Resources) -> str:
+        async with res.store.sessions() as session:
+            return await current_totp_code(
+                session,
+                secret_key=res.settings.secret_key.get_secret_value().encode(),
+                username=username,
+                now=await res.store.clock.now(session),
+            )
+
+    click.echo(_run(work, settings=settings))
 
 
 @user.command("reset")

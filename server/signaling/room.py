@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +35,14 @@ from server.signaling import protocol as p
 from server.signaling.hub import Envelope, SignalingHub
 from server.signaling.turn import ice_servers
 
-__all__ = ["HUB", "call_socket"]
+__all__ = ["HUB", "OPEN_SOCKETS", "call_socket", "close_open_sockets"]
 
 log = logging.getLogger(__name__)
 
 HUB = web.AppKey("signaling_hub", SignalingHub)
+# The open call sockets of this process, so that a shutdown can tell each page to reconnect
+# (to another process, or to this one once restarted) instead of leaving it hanging.
+OPEN_SOCKETS = web.AppKey("open_call_sockets", weakref.WeakSet[web.WebSocketResponse])
 # Each socket may send a burst of 60 messages, then 20 a second (ICE trickles in bursts).
 SOCKET_RATE = {"per_minute": 1200.0, "burst": 60}
 _STAFF_ONLY = (p.Admit, p.Deny, p.End)
@@ -96,6 +100,7 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
         return error_response(401 if principal is None else 403, "forbidden", "not in this call")
     socket = web.WebSocketResponse(max_msg_size=p.MAX_MESSAGE_BYTES, heartbeat=20)
     await socket.prepare(request)
+    request.app[OPEN_SOCKETS].add(socket)
     me = Participant(
         id=principal.session_hash[:16],
         role=role,
@@ -120,6 +125,16 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
                 await pump
             await _announce(hub, call, me, "left")
     return socket
+
+
+async def close_open_sockets(app: web.Application) -> None:
+    """On shutdown: close every call socket with 1001 (going away); the pages reconnect."""
+    open_sockets: weakref.WeakSet[web.WebSocketResponse] = app[OPEN_SOCKETS]
+    sockets = list(open_sockets)
+    await asyncio.gather(
+        *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting") for ws in sockets),
+        return_exceptions=True,
+    )
 
 
 async def _announce(hub: SignalingHub, call: str, me: Participant, status: str) -> None:

@@ -1,7 +1,12 @@
-"""The call in real Chromium with fake camera and microphone: the resident signs in at the
-DigiD test IdP and knocks, the clerk signs in and lets them in, both pages decode the other's
-video (getStats framesDecoded grows), a chat message reaches the clerk and the dossier
-(encrypted), and the clerk ends the call. Every page on the way passes axe-core."""
+"""The call in real Chromium with fake camera and microphone.
+
+The resident signs in at the DigiD test IdP and knocks (by keyboard alone), the clerk signs in
+and lets them in, both pages decode the other's video (getStats framesDecoded grows), a chat
+message reaches the clerk and the dossier (encrypted), and the clerk ends the call. Also: an
+interpreter invited by the clerk joins as a third participant; and a server restart in the
+middle of a call, after which the pages reconnect, restart ICE and carry on. Every page on
+the way passes axe-core, and no page needs inline script (the CSP is not bypassed).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,16 @@ import asyncio
 
 import pyotp
 import pytest
+from aiohttp import web
 from sqlalchemy import select
 
 from dossier.chat import list_chat_messages
 from dossier.models import ChatMessage, Dossier, DossierState
 from identity.accounts import add_local_account
+from server.app import create_app
 
 from browser_axe import assert_accessible
-from support import BSN, CLERK, invitation
+from support import BSN, CLERK, free_port, invitation
 
 CHAT = "Goedemorgen, ik kom voor de geboorteaangifte"
 
@@ -33,8 +40,13 @@ async def clerk_login(settings, store, clock):
     return "anna", creds.password, pyotp.parse_uri(creds.totp_uri)
 
 
+@pytest.fixture
+def problems() -> list[str]:
+    """Script errors and CSP refusals seen on any page; a test ends by asserting none."""
+    return []
+
+
 def watch_for_trouble(page, problems: list[str]) -> None:
-    """Collect script errors and CSP refusals: the pages run without inline script."""
     page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
     page.on(
         "console",
@@ -59,33 +71,40 @@ async def press(page, name: str, tries: int = 40) -> None:
     raise AssertionError(f"{name!r} cannot be reached with the keyboard")
 
 
+async def stats(page) -> dict[str, dict]:
+    return await page.evaluate("async () => await window.balieCall.stats()")
+
+
 async def frames(page) -> int:
-    decoded = await page.evaluate("async () => await window.balieCall.framesDecoded()")
-    return sum(decoded.values())
+    return sum(peer["framesDecoded"] for peer in (await stats(page)).values())
 
 
-async def wait_for_frames(page, more_than: int, timeout: float = 20.0) -> int:
+async def wait_for_frames(page, more_than: int, *, peers: int = 1, timeout: float = 20.0) -> int:
+    """Wait until `peers` participants' video decodes and the total passes `more_than`."""
     async with asyncio.timeout(timeout):
-        while (count := await frames(page)) <= more_than:
+        while True:
+            seen = await stats(page)
+            decoding = [p for p in seen.values() if p["framesDecoded"] > 0]
+            total = sum(p["framesDecoded"] for p in seen.values())
+            if len(decoding) >= peers and total > more_than:
+                return total
             await asyncio.sleep(0.2)
-    return count
 
 
-async def test_resident_and_clerk_call_with_video_and_chat(
-    media_browser, served, store, clock, clerk_login
-):
-    token, booked = await invitation(store, clock)
-    problems: list[str] = []
+async def new_page(browser, problems: list[str]):
+    page = await (await browser.new_context()).new_page()
+    watch_for_trouble(page, problems)
+    return page
 
-    # The resident: DigiD test IdP, then the appointment page, all by keyboard.
-    resident_context = await media_browser.new_context(bypass_csp=False)
-    resident = await resident_context.new_page()
-    watch_for_trouble(resident, problems)
-    await resident.goto(f"{served}/i/{token}")
+
+async def resident_knocks(browser, origin: str, token: str, appointment_id, problems):
+    """The resident's way from the invitation link to the waiting room, by keyboard alone."""
+    resident = await new_page(browser, problems)
+    await resident.goto(f"{origin}/i/{token}")
     await resident.get_by_label("Burgerservicenummer").fill(BSN)
     await resident.get_by_label("Substantieel", exact=False).check()
     await resident.get_by_role("button", name="Inloggen").click()
-    await resident.wait_for_url(f"**/afspraak/{booked.appointment.id}")
+    await resident.wait_for_url(f"**/afspraak/{appointment_id}")
     await assert_accessible(resident)
     await press(resident, "Camera en microfoon aanzetten")
     await resident.get_by_text("Camera en microfoon staan aan.").wait_for()
@@ -94,33 +113,57 @@ async def test_resident_and_clerk_call_with_video_and_chat(
     await resident.get_by_role("heading", name="Stap 2: wachtkamer").wait_for()
     await resident.get_by_text("U staat in de wachtkamer", exact=False).wait_for(state="attached")
     await assert_accessible(resident)
+    return resident
 
-    # The clerk signs in and sees the resident waiting.
-    username, password, totp = clerk_login
-    clerk_context = await media_browser.new_context()
-    clerk = await clerk_context.new_page()
-    watch_for_trouble(clerk, problems)
-    await clerk.goto(f"{served}/balie")
+
+async def clerk_opens_call(browser, origin: str, login, clock, problems):
+    """The clerk signs in, sees the resident waiting in the list, and opens the call."""
+    username, password, totp = login
+    clerk = await new_page(browser, problems)
+    await clerk.goto(f"{origin}/balie")
     await clerk.wait_for_url("**/balie/inloggen")
     await assert_accessible(clerk)
     await clerk.get_by_label("Gebruikersnaam").fill(username)
     await clerk.get_by_label("Wachtwoord").fill(password)
     await clerk.get_by_label("Code uit uw authenticator-app").fill(totp.at(clock.current))
     await clerk.get_by_role("button", name="Inloggen").click()
-    await clerk.wait_for_url(f"{served}/balie")
+    await clerk.wait_for_url(f"{origin}/balie")
     row = clerk.get_by_role("row").filter(has_text="geboorteaangifte")
     await row.get_by_text("Wacht", exact=True).wait_for(timeout=15000)
     await assert_accessible(clerk)
     await row.get_by_role("link", name="Gesprek openen").click()
-    await clerk.get_by_role("button", name="Camera en microfoon aanzetten").click()
-    await clerk.get_by_text("Camera en microfoon staan aan.").wait_for()
-    await clerk.get_by_role("button", name="Naar het gesprek").click()
-    await clerk.get_by_text("De inwoner wacht in de wachtkamer.").wait_for()
+    await start_devices_and_go(clerk, "Naar het gesprek")
+    return clerk
+
+
+async def start_devices_and_go(page, next_step: str) -> None:
+    await page.get_by_role("button", name="Camera en microfoon aanzetten").click()
+    await page.get_by_text("Camera en microfoon staan aan.").wait_for()
+    await page.get_by_role("button", name=next_step).click()
+
+
+async def admit(clerk, who: str) -> None:
+    await clerk.get_by_text(f"{who} wacht in de wachtkamer.").wait_for()
     await assert_accessible(clerk)
     await clerk.get_by_role("button", name="Binnenlaten").click()
 
-    # Both decode the other's video, and keep decoding.
+
+async def in_call(store, clock, media_browser, origin, clerk_login, problems):
+    token, booked = await invitation(store, clock)
+    resident = await resident_knocks(media_browser, origin, token, booked.appointment.id, problems)
+    clerk = await clerk_opens_call(media_browser, origin, clerk_login, clock, problems)
+    await admit(clerk, "De inwoner")
     await resident.get_by_role("heading", name="Het gesprek").wait_for()
+    return booked, resident, clerk
+
+
+async def test_resident_and_clerk_call_with_video_and_chat(
+    media_browser, served, store, clock, clerk_login, problems
+):
+    booked, resident, clerk = await in_call(
+        store, clock, media_browser, served, clerk_login, problems
+    )
+    # Both decode the other's video, and keep decoding.
     first = {
         "resident": await wait_for_frames(resident, 0),
         "clerk": await wait_for_frames(clerk, 0),
@@ -141,12 +184,19 @@ async def test_resident_and_clerk_call_with_video_and_chat(
         sealed = (await session.execute(select(ChatMessage.sealed))).scalar_one()
     assert b"geboorteaangifte" not in sealed
 
-    # A reload keeps the chat history (from the dossier).
+    # Sound only: the resident's page stops receiving video (the clerk is asked to stop).
+    await resident.get_by_role("button", name="Alleen geluid").click()
+    await asyncio.sleep(1.5)
+    still = await frames(resident)
+    await asyncio.sleep(1.5)
+    assert await frames(resident) - still <= 2
+    await resident.get_by_role("button", name="Beeld weer aan").click()
+    assert await wait_for_frames(resident, still + 10) > still
+
+    # A reload keeps the chat history (from the dossier) and the call comes back.
     await clerk.reload()
-    await clerk.get_by_role("button", name="Camera en microfoon aanzetten").click()
-    await clerk.get_by_role("button", name="Naar het gesprek").click()
+    await start_devices_and_go(clerk, "Naar het gesprek")
     await clerk.locator("#chat-log").get_by_text(CHAT).wait_for()
-    # ... and the call comes back: the resident's page offers anew to the reloaded one.
     assert await wait_for_frames(clerk, 0) > 0
 
     # The clerk ends the call; the resident's page says so.
@@ -155,5 +205,77 @@ async def test_resident_and_clerk_call_with_video_and_chat(
     async with store.sessions() as session:
         assert (await session.get(Dossier, booked.dossier.id)).state == DossierState.ENDED
     assert problems == []
-    await resident_context.close()
-    await clerk_context.close()
+
+
+async def test_interpreter_joins_as_third_participant(
+    media_browser, served, store, clock, clerk_login, problems
+):
+    _, resident, clerk = await in_call(store, clock, media_browser, served, clerk_login, problems)
+    await clerk.get_by_role("button", name="Tolklink maken").click()
+    await clerk.get_by_text("De tolklink is gemaakt", exact=False).wait_for()
+    link = await clerk.get_by_label("Tolklink").input_value()
+    assert "/g/" in link
+
+    interpreter = await new_page(media_browser, problems)
+    await interpreter.goto(link)
+    await interpreter.get_by_role("heading", name="Gesprek als tolk").wait_for()
+    await assert_accessible(interpreter)
+    assert await interpreter.locator("#chat-log li").count() == 0  # no dossier content
+    await start_devices_and_go(interpreter, "Naar de wachtkamer")
+    await admit(clerk, "De tolk")
+    await interpreter.get_by_role("heading", name="Het gesprek").wait_for()
+    # A mesh of three: everyone decodes both others.
+    for page in (interpreter, clerk, resident):
+        await wait_for_frames(page, 0, peers=2)
+    await interpreter.get_by_label("Uw bericht").fill("Ik vertaal naar het Arabisch")
+    await interpreter.get_by_role("button", name="Versturen").click()
+    await resident.locator("#chat-log").get_by_text("Ik vertaal naar het Arabisch").wait_for()
+    await assert_accessible(interpreter)
+    # The link worked once.
+    again = await new_page(media_browser, problems)
+    response = await again.goto(link)
+    assert response.status == 404
+    assert problems == []
+
+
+async def test_call_survives_a_server_restart(
+    media_browser, settings, store, clock, clerk_login, problems
+):
+    configured = settings.model_copy(update={"port": free_port()})
+    origin = configured.public_origin
+
+    async def start() -> web.AppRunner:
+        runner = web.AppRunner(create_app(configured, clock=clock), shutdown_timeout=2.0)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", configured.port).start()
+        return runner
+
+    runner = await start()
+    try:
+        booked, resident, clerk = await in_call(
+            store, clock, media_browser, origin, clerk_login, problems
+        )
+        await wait_for_frames(resident, 0)
+        ufrags = {peer["iceUfrag"] for peer in (await stats(resident)).values()}
+
+        await runner.cleanup()  # every call socket is closed with 1001
+        await resident.get_by_text("De verbinding is weg", exact=False).wait_for()
+        during = await frames(resident)
+        runner = await start()
+
+        # Back: the socket is open again and the clerk is in the call again.
+        await resident.get_by_text("De medewerker is in het gesprek.").wait_for(timeout=20000)
+        # Media never went through the server; it carried on, and ICE was restarted.
+        assert await wait_for_frames(resident, during + 10) > during
+        async with asyncio.timeout(15):
+            while {p["iceUfrag"] for p in (await stats(resident)).values()} & ufrags:
+                await asyncio.sleep(0.2)
+        await wait_for_frames(clerk, await frames(clerk) + 10)
+        await resident.get_by_label("Uw bericht").fill("Bent u er nog?")
+        await resident.keyboard.press("Enter")
+        await clerk.locator("#chat-log").get_by_text("Bent u er nog?").wait_for()
+        stored = await list_chat_messages(store, actor=CLERK, dossier_id=booked.dossier.id)
+        assert [m.text for m in stored] == ["Bent u er nog?"]
+        assert problems == []
+    finally:
+        await runner.cleanup()

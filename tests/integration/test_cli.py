@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 
+import pyotp
 import pytest
 from click.testing import CliRunner
 
@@ -187,3 +188,20 @@ def test_user_add_and_reset(seeded):
     code=1)  # fmt: skip
     assert "a clerk belongs to a department" in out
     assert "no local account 'zoe'" in run(seeded, "user", "reset", "zoe", code=1)
+
+
+def test_user_code_is_the_authenticator_code_and_only_in_development(seeded):
+    out = run(
+        seeded, "user", "add", "anna", "--name", "Anna de Vries", "--employee-id", "e-17",
+        "--role", "clerk", "--department", "burgerzaken",
+    )  # fmt: skip
+    totp = pyotp.parse_uri(re.search(r"totp      (\S+)", out).group(1))
+    code = run(seeded, "user", "code", "anna").strip()
+    assert totp.verify(code, valid_window=1)
+    assert "no local account 'zoe'" in run(seeded, "user", "code", "zoe", code=1)
+    secret = "x" * 40
+    production = {**seeded, "BALIE_ENVIRONMENT": "production", "BALIE_PSEUDONYM_KEY": secret,
+                  "BALIE_SECRET_KEY": secret}  # fmt: skip
+    assert "only with BALIE_ENVIRONMENT=dev or test" in run(
+        production, "user", "code", "anna", code=1
+    )

@@ -100,7 +100,7 @@ const mesh = new Mesh({
     if (figure) figure.remove();
   },
 });
-window.balieCall = { framesDecoded: () => mesh.framesDecoded() };
+window.balieCall = { stats: () => mesh.stats() };
 
 signaling.addEventListener("down", () => {
   if (over) return;
@@ -114,7 +114,11 @@ function onMessage(message) {
   switch (message.type) {
     case "hello":
       me = message.you;
-      if (reconnecting) say(T.reconnected);
+      if (reconnecting) {
+        say(T.reconnected);
+        // Who is still there? The server tells us again; until then, nobody is "in".
+        for (const peer of peers.values()) peer.status = "unknown";
+      }
       reconnecting = false;
       if (role !== "clerk" && !admitted && !over) signaling.send({ type: "knock" });
       if (role !== "clerk" && admitted && message.state !== "in_call") {
@@ -154,7 +158,8 @@ function onMessage(message) {
       finish(T.ended);
       break;
     case "error":
-      say(`${T.error} ${message.message}`);
+      // A relayed message for someone who is reconnecting right now: the mesh retries.
+      if (message.code !== "unknown_participant") say(`${T.error} ${message.message}`);
       break;
     default:
       break;
@@ -186,7 +191,8 @@ function onParticipant({ id, role: theirRole, status }) {
   if (status === "in") {
     if (role === "clerk") dropWaiting(id);
     if (inCall && (!before || before.status !== "in")) say(`${roleName(theirRole)} ${T.peer_joined}`);
-    if (admitted && mesh.offersTo(theirRole)) mesh.connect(id, theirRole);
+    const wasIn = before && before.status === "in";
+    if (admitted && !wasIn && mesh.offersTo(theirRole)) mesh.connect(id, theirRole);
   }
 }
 

@@ -7,6 +7,7 @@
 
 const RANK = { clerk: 0, resident: 1, guest: 2 };
 const RESTART_AFTER_DISCONNECT_MS = 3000;
+const OFFER_RETRY_MS = 5000;
 
 function fingerprint(sdp) {
   const match = /a=fingerprint:\S+ (\S+)/.exec(sdp || "");
@@ -32,20 +33,34 @@ export class Mesh {
   }
 
   /** Start a connection to `id`, or restart ICE on the one there is (after a reconnect). */
-  connect(id, role) {
+  async connect(id, role) {
     const peer = this.peers.get(id);
     if (!peer) {
-      this.create(id, role, true);
-    } else if (peer.pc.signalingState === "stable" && Date.now() - peer.restartedAt > 2000) {
-      peer.restartedAt = Date.now();
-      peer.pc.restartIce();
+      this.watch(this.create(id, role, true));
+      return;
     }
+    if (peer.pc.signalingState === "have-local-offer") {
+      // An offer that went out while the other side was away gets no answer: start over.
+      await peer.pc.setLocalDescription({ type: "rollback" });
+    }
+    peer.pc.restartIce();
+    this.watch(peer);
+  }
+
+  /** Offers can be lost (the other side reconnecting): try again until one is answered. */
+  watch(peer) {
+    clearTimeout(peer.watchdog);
+    peer.watchdog = setTimeout(() => {
+      if (this.peers.get(peer.id) === peer && peer.pc.signalingState === "have-local-offer") {
+        this.connect(peer.id, peer.role);
+      }
+    }, OFFER_RETRY_MS);
   }
 
   create(id, role, offerer) {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     const peer = {
-      id, role, pc, fingerprint: null, candidates: [], restartedAt: 0,
+      id, role, pc, fingerprint: null, candidates: [], watchdog: null,
       makingOffer: false, ignoreOffer: false, polite: RANK[this.role] < RANK[role],
     };
     this.peers.set(id, peer);
@@ -200,6 +215,7 @@ export class Mesh {
     const peer = this.peers.get(id);
     if (!peer) return;
     this.peers.delete(id);
+    clearTimeout(peer.watchdog);
     peer.pc.close();
     this.onPeerClosed(id);
   }
@@ -208,15 +224,21 @@ export class Mesh {
     for (const id of [...this.peers.keys()]) this.close(id);
   }
 
-  /** Video frames decoded so far, per participant (from getStats; for diagnostics and tests). */
-  async framesDecoded() {
+  /** Per participant: video frames decoded so far and the local ICE username fragment
+   * (it changes with every ICE restart). From getStats, for diagnostics and the tests. */
+  async stats() {
     const result = {};
     for (const [id, { pc }] of this.peers) {
-      let frames = 0;
+      const entry = { framesDecoded: 0, iceUfrag: null };
       (await pc.getStats()).forEach((report) => {
-        if (report.type === "inbound-rtp" && report.kind === "video") frames += report.framesDecoded || 0;
+        if (report.type === "inbound-rtp" && report.kind === "video") {
+          entry.framesDecoded += report.framesDecoded || 0;
+        }
+        if (report.type === "transport" && report.iceLocalUsernameFragment) {
+          entry.iceUfrag = report.iceLocalUsernameFragment;
+        }
       });
-      result[id] = frames;
+      result[id] = entry;
     }
     return result;
   }
