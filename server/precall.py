@@ -14,6 +14,7 @@ Errors::
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,13 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.contrib.media import MediaRelay
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 
-__all__ = ["PrecallBusy", "PrecallEcho", "PrecallError", "PrecallInvalidOffer"]
+__all__ = [
+    "PrecallBusy",
+    "PrecallEcho",
+    "PrecallError",
+    "PrecallInvalidOffer",
+    "public_candidates",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +91,9 @@ class PrecallEcho:
     """Echo peers for the pre-call check, one per resident, at most `max_sessions` at once.
 
     Every session ends after `max_seconds`, when its connection fails or closes, or at `close()`.
+    With `public_candidates_only` (production), the echo peer never sends connectivity checks
+    to private, loopback, link-local or mDNS addresses named in an offer: otherwise anyone
+    with a session could make the server probe the municipality's internal network over UDP.
     `sleep` is the timer (`asyncio.sleep`); tests pass their own to decide when time is up.
     """
 
@@ -93,6 +103,7 @@ class PrecallEcho:
         ice_servers: list[RTCIceServer],
         max_sessions: int,
         max_seconds: float = 60.0,
+        public_candidates_only: bool = True,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         if max_sessions < 0:
@@ -102,6 +113,7 @@ class PrecallEcho:
         self._ice_servers = list(ice_servers)
         self._max_sessions = max_sessions
         self._max_seconds = max_seconds
+        self._public_only = public_candidates_only
         self._sleep = sleep
         self._sessions: set[_Session] = set()
         self._closed = False
@@ -122,6 +134,8 @@ class PrecallEcho:
         if len(self._sessions) >= self._max_sessions:
             raise PrecallBusy("all pre-call checks are in use; try again shortly")
         _check_offer(offer_sdp, offer_type)
+        if self._public_only:
+            offer_sdp = public_candidates(offer_sdp)
         # Take the slot before the first await, so that concurrent offers cannot overbook.
         session = self._open_session()
         try:
@@ -252,6 +266,34 @@ def _check_offer(offer_sdp: str, offer_type: str) -> None:
             raise PrecallInvalidOffer(f"the {media.kind} section lacks a=rtcp-mux")
     if not any(media.direction in _SENDING for media in description.media):
         raise PrecallInvalidOffer("the offer sends no audio or video (no sendrecv or sendonly)")
+
+
+def public_candidates(offer_sdp: str) -> str:
+    """The offer without ICE candidates at non-public addresses (or mDNS names).
+
+    Raises PrecallInvalidOffer when no candidate is left: the echo could not reach the browser
+    anyway, and the resident should hear that the test cannot run rather than wait for it.
+    """
+    kept: list[str] = []
+    candidates = public = 0
+    for line in offer_sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            candidates += 1
+            fields = line.split()
+            try:
+                usable = len(fields) > 4 and ipaddress.ip_address(fields[4]).is_global
+            except ValueError:  # a host name, such as an mDNS `….local`
+                usable = False
+            if not usable:
+                continue
+            public += 1
+        kept.append(line)
+    if candidates and not public:
+        raise PrecallInvalidOffer(
+            f"none of the offer's {candidates} ICE candidates has a public address; "
+            "the echo test needs one (a STUN or TURN server gives the browser one)"
+        )
+    return "\r\n".join(kept) + "\r\n"
 
 
 def _where(offer_sdp: str) -> str:

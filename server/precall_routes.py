@@ -46,11 +46,12 @@ def add_routes(router: web.UrlDispatcher) -> None:
 async def precall_context(app: web.Application) -> AsyncIterator[None]:
     """One `PrecallEcho` for the app, under `PRECALL`; all its sessions are closed at exit."""
     settings = app[SETTINGS]
-    # The settings fields are still to come; until then these defaults apply.
     echo = PrecallEcho(
         ice_servers=_ice_servers(list(settings.stun_urls)),
         max_sessions=settings.precall_max_sessions,
         max_seconds=settings.precall_max_seconds,
+        # Development and tests run on loopback; production talks to public addresses only.
+        public_candidates_only=not settings.is_development,
     )
     app[PRECALL] = echo
     try:

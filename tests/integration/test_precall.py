@@ -26,7 +26,7 @@ from retention.audit import Actor
 from server.app import MAX_JSON_BODY
 from server.appkeys import SETTINGS
 from server.middlewares import error_middleware
-from server.precall import PrecallBusy, PrecallEcho, PrecallInvalidOffer
+from server.precall import PrecallBusy, PrecallEcho, PrecallInvalidOffer, public_candidates
 from server.precall_routes import MAX_SDP_CHARS, PRECALL, add_routes, precall_context
 from server.security import PRINCIPAL
 from server.settings import Settings
@@ -140,7 +140,7 @@ def make_client(aiohttp_client, precall_settings) -> Callable[..., Awaitable]:
 
 @pytest.fixture
 async def echo() -> AsyncIterator[PrecallEcho]:
-    service = PrecallEcho(ice_servers=[], max_sessions=4)
+    service = PrecallEcho(ice_servers=[], public_candidates_only=False, max_sessions=4)
     try:
         yield service
     finally:
@@ -195,7 +195,7 @@ async def test_leaving_frees_the_slot(make_client):
 
 
 async def test_concurrent_offers_cannot_overbook():
-    echo = PrecallEcho(ice_servers=[], max_sessions=1)
+    echo = PrecallEcho(ice_servers=[], public_candidates_only=False, max_sessions=1)
     try:
         async with resident() as first, resident() as second:
             offers = [await first.offer(), await second.offer()]
@@ -211,7 +211,13 @@ async def test_concurrent_offers_cannot_overbook():
 
 async def test_session_ends_when_its_time_is_up():
     timer = ManualTimer()
-    echo = PrecallEcho(ice_servers=[], max_sessions=1, max_seconds=60, sleep=timer.sleep)
+    echo = PrecallEcho(
+        ice_servers=[],
+        public_candidates_only=False,
+        max_sessions=1,
+        max_seconds=60,
+        sleep=timer.sleep,
+    )
     try:
         async with resident() as peer:
             await connect(peer, echo)
@@ -237,7 +243,7 @@ async def test_duration_limit_from_settings(make_client):
 
 
 async def test_close_ends_every_session_and_is_idempotent():
-    echo = PrecallEcho(ice_servers=[], max_sessions=2)
+    echo = PrecallEcho(ice_servers=[], public_candidates_only=False, max_sessions=2)
     async with resident() as first, resident() as second:
         await connect(first, echo)
         await connect(second, echo)
@@ -352,3 +358,29 @@ async def test_the_echo_is_for_signed_in_callers_only(make_client):
     client = await make_client(signed_in=False)
     response = await client.post("/api/precall/offer", json={"sdp": "v=0", "type": "offer"})
     assert response.status == 401
+
+
+OFFER_WITH = (
+    "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n{candidates}a=rtcp-mux\r\n"
+)
+
+
+def test_production_echo_ignores_candidates_at_private_addresses():
+    """The echo must not become a UDP probe into the municipality's own network."""
+    lines = [
+        "a=candidate:1 1 udp 2122260223 10.1.2.3 50000 typ host",
+        "a=candidate:2 1 udp 2122260223 127.0.0.1 50001 typ host",
+        "a=candidate:3 1 udp 2122260223 fe80::1 50002 typ host",
+        "a=candidate:4 1 udp 2122260223 9f2c1a3e-0000-4000-8000-000000000000.local 50003 typ host",
+        "a=candidate:5 1 udp 1686052607 192.168.1.20 50004 typ host",
+        "a=candidate:6 1 udp 1686052607 145.12.1.20 50005 typ srflx raddr 10.1.2.3 rport 50000",
+    ]
+    offer = OFFER_WITH.format(candidates="".join(f"{line}\r\n" for line in lines))
+    kept = public_candidates(offer)
+    assert [line for line in kept.splitlines() if line.startswith("a=candidate")] == [lines[5]]
+    assert "a=rtcp-mux" in kept  # everything else stays
+
+    only_private = OFFER_WITH.format(candidates="".join(f"{line}\r\n" for line in lines[:5]))
+    with pytest.raises(PrecallInvalidOffer, match="none of the offer's 5 ICE candidates"):
+        public_candidates(only_private)
