@@ -322,33 +322,56 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def machine_busy_seconds() -> float:
+    """CPU time of every process on the machine (user, nice, system, irq, softirq, steal)."""
+    user, nice, system, _, _, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / TICK
 
 
 @dataclass
 class Usage:
-    """Wall time and the CPU that the server and this client used in it."""
+    """Wall time, and the CPU that the server, this client and everything else used in it
+    (others: the machine may be shared, which makes a run noisy)."""
 
     pid: int
     wall: float = 0.0
     server: float = 0.0
     client: float = 0.0
+    others: float = 0.0
 
     def __enter__(self) -> Usage:
-        self._marks = (time.perf_counter(), cpu_seconds(self.pid), time.process_time())
+        self._marks = (
+            time.perf_counter(),
+            cpu_seconds(self.pid),
+            time.process_time(),
+            machine_busy_seconds(),
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
-        wall, server, client = self._marks
+        wall, server, client, busy = self._marks
         self.wall = time.perf_counter() - wall
         self.server = cpu_seconds(self.pid) - server
         self.client = time.process_time() - client
+        busy = machine_busy_seconds() - busy
+        self.others = max(0.0, busy - self.server - self.client) / max(self.wall, 1e-9)
 
     def __str__(self) -> str:
         wall = max(self.wall, 1e-9)
-        return f"server cpu {self.server / wall:4.0%}, client cpu {self.client / wall:4.0%}"
+        return (
+            f"cpu: server {self.server / wall:4.0%}, client {self.client / wall:4.0%}, "
+            f"others {self.others:4.0%}"
+        )
 
 
 def percentile(ordered: list[float], fraction: float) -> float:
@@ -401,92 +424,117 @@ async def steady(bench: Bench, conns: list[Conn]) -> list[float]:
     return sorted(latency * 1000 for latency in tally.latencies)
 
 
-async def warm_up(bench: Bench, make_pair: Callable[[], Awaitable[Pair]]) -> None:
-    pair = await make_pair()
+@dataclass
+class Server:
+    """One server under test and what was measured of it."""
+
+    name: str
+    pid: int
+    warm_pair: Callable[[], Awaitable[Pair]]
+    make_pairs: list[Callable[[], Awaitable[Pair]]]
+    pairs: list[Pair] = field(default_factory=list)
+    rss: dict[str, int] = field(default_factory=dict)
+    rates: list[float] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)  # server CPU microseconds per message
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def conns(self) -> list[Conn]:
+        return [conn for pair in self.pairs for conn in pair]
+
+    def rss_per_socket(self) -> float:
+        # A socket's cost is what the server holds while it is open: measured once all are
+        # connected and admitted, and again after the bursts, when buffers, queues and the
+        # allocator's pools have grown to what traffic makes of them; the larger counts. Both
+        # are taken with every socket still open; what stays after they close is not theirs.
+        held = max(self.rss["connected"], self.rss["after bursts"]) - self.rss["idle"]
+        return held / max(1, len(self.conns))
+
+
+async def warm_up(bench: Bench, server: Server) -> None:
+    pair = await server.warm_pair()
     bench.tally = tally = Tally()
     for _ in range(5):
         for conn in pair:
             await conn.send_ice()
-    await finish(bench, tally, 10, "warm-up")
+    await finish(bench, tally, 10, f"{server.name} warm-up")
     for conn in pair:
         await conn.close()
 
 
-async def measure(
-    name: str,
-    pid: int,
-    warm_pair: Callable[[], Awaitable[Pair]],
-    make_pairs: list[Callable[[], Awaitable[Pair]]],
-    bench: Bench,
-) -> dict[str, Any]:
-    """Set up every call, then the throughput rounds and the steady phase, against one server."""
-    await asyncio.wait_for(warm_up(bench, warm_pair), SETUP_TIMEOUT)
-    await asyncio.sleep(1)
-    rss_idle = rss_kib(pid)
+async def connect(server: Server) -> None:
+    """Set up every call, CONNECT_CONCURRENCY at a time."""
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
     async def gated(make: Callable[[], Awaitable[Pair]]) -> Pair:
         async with gate:
             return await make()
 
-    pairs: list[Pair] = []
-    try:
-        with Usage(pid) as usage:
-            setups = [asyncio.ensure_future(gated(make)) for make in make_pairs]
-            try:
-                pairs = await asyncio.wait_for(asyncio.gather(*setups), SETUP_TIMEOUT)
-            finally:  # keep what did connect, so that it is closed
-                pairs = [s.result() for s in setups if s.done() and not s.cancelled()]
-        conns = [conn for pair in pairs for conn in pair]
-        print(f"{name:8} set-up: {len(pairs)} calls, {len(conns)} sockets in {usage.wall:.1f} s")
-        await asyncio.sleep(1)
-        rss_connected = rss_kib(pid)
+    with Usage(server.pid) as usage:
+        setups = [asyncio.ensure_future(gated(make)) for make in server.make_pairs]
+        try:
+            await asyncio.wait_for(asyncio.gather(*setups), SETUP_TIMEOUT)
+        finally:  # keep what did connect, so that it is closed
+            server.pairs = [s.result() for s in setups if s.done() and not s.cancelled()]
+    print(
+        f"{server.name:8} set-up: {len(server.pairs)} calls, {len(server.conns)} sockets "
+        f"in {usage.wall:.1f} s"
+    )
 
-        rates, costs = [], []
-        for number in range(1, ROUNDS + 1):
-            await asyncio.sleep(REFILL_PAUSE)
-            with Usage(pid) as usage:
+
+async def measure(bench: Bench, servers: list[Server]) -> float:
+    """Warm-up, set-up, the throughput rounds and the steady phase; the servers take turns
+    (the order alternating by round), so that a busy moment of the machine hits both alike.
+    Returns the most CPU that other processes took during a measurement (in cores)."""
+    others = 0.0
+    for server in servers:
+        await asyncio.wait_for(warm_up(bench, server), SETUP_TIMEOUT)
+    await asyncio.sleep(1)
+    for server in servers:
+        server.rss["idle"] = rss_kib(server.pid)
+    for server in servers:
+        await connect(server)
+    await asyncio.sleep(1)
+    for server in servers:
+        server.rss["connected"] = rss_kib(server.pid)
+
+    for number in range(1, ROUNDS + 1):
+        await asyncio.sleep(REFILL_PAUSE)  # Balie's buckets refill
+        for server in servers if number % 2 else servers[::-1]:
+            conns = server.conns
+            with Usage(server.pid) as usage:
                 rate = await asyncio.wait_for(burst_round(bench, conns), 120)
             sent = BURST_MESSAGES * len(conns)
-            rates.append(rate)
-            costs.append(usage.server / sent * 1e6)
+            server.rates.append(rate)
+            server.costs.append(usage.server / sent * 1e6)
+            others = max(others, usage.others)
             print(
-                f"{name:8} throughput round {number}: {rate:9,.0f} messages/s "
-                f"({sent:,} in {usage.wall:.2f} s; {usage}; "
-                f"server {costs[-1]:.1f} us cpu per message)"
+                f"{server.name:8} throughput round {number}: {rate:9,.0f} messages/s "
+                f"({sent:,} in {usage.wall:.2f} s; server {server.costs[-1]:4.1f} us cpu per "
+                f"message; {usage})"
             )
-        rss_after_burst = rss_kib(pid)
+    for server in servers:
+        server.rss["after bursts"] = rss_kib(server.pid)
 
+    for server in servers:
         await asyncio.sleep(REFILL_PAUSE)
-        with Usage(pid) as usage:
-            latencies = await asyncio.wait_for(steady(bench, conns), STEADY_SECONDS + 60)
-        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        conns = server.conns
+        with Usage(server.pid) as usage:
+            server.latencies = await asyncio.wait_for(steady(bench, conns), STEADY_SECONDS + 60)
+        others = max(others, usage.others)
+        ordered = server.latencies
         print(
-            f"{name:8} latency at {STEADY_RATE * len(conns):,.0f} messages/s: p50 {p50:.1f} ms, "
-            f"p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms ({len(latencies):,} messages; {usage})"
+            f"{server.name:8} latency at {STEADY_RATE * len(conns):,.0f} messages/s: "
+            f"p50 {percentile(ordered, 0.5):.1f} ms, p99 {percentile(ordered, 0.99):.1f} ms, "
+            f"max {ordered[-1]:.1f} ms ({len(ordered):,} messages; {usage})"
         )
-    finally:
-        await asyncio.wait_for(
-            asyncio.gather(*(conn.close() for pair in pairs for conn in pair)), 60
+    for server in servers:
+        print(
+            f"{server.name:8} rss: "
+            + ", ".join(f"{when} {kib / 1024:.1f} MiB" for when, kib in server.rss.items())
+            + f": {server.rss_per_socket():.1f} KiB per socket"
         )
-    # The sockets' own cost is what stays while they are open: measured once they are all
-    # connected and admitted, and again after the bursts, when the buffers and queues have
-    # grown to what traffic makes them; the larger of the two counts. Both are taken with
-    # every socket still open; what the process keeps after they close is not theirs.
-    rss_open = max(rss_connected, rss_after_burst)
-    per_socket = (rss_open - rss_idle) / max(1, len(conns))
-    print(
-        f"{name:8} rss: idle {rss_idle / 1024:.1f} MiB, connected {rss_connected / 1024:.1f} MiB, "
-        f"after bursts {rss_after_burst / 1024:.1f} MiB: {per_socket:.1f} KiB per socket"
-    )
-    return {
-        "throughput": statistics.median(rates),
-        "server_us_per_message": statistics.median(costs),
-        "p50_ms": p50,
-        "p99_ms": p99,
-        "rss_per_socket_kib": per_socket,
-        "sockets": len(conns),
-    }
+    return others
 
 
 # --- processes and the run -----------------------------------------------------------------
@@ -563,20 +611,23 @@ async def run(root: Path) -> dict[str, Any]:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
             relay_base = f"http://127.0.0.1:{relay_port}"
-            baseline = await measure(
+            baseline = Server(
                 "baseline",
                 relay.pid,
                 partial(relay_pair, bench, http, relay_base, 0),
                 [partial(relay_pair, bench, http, relay_base, n) for n in range(1, CALLS + 1)],
-                bench,
             )
-            balie_result = await measure(
+            ours = Server(
                 "balie",
                 balie.pid,
                 partial(balie_pair, bench, http, origin, origin, calls[0]),
                 [partial(balie_pair, bench, http, origin, origin, call) for call in calls[1:]],
-                bench,
             )
+            try:
+                others = await measure(bench, [baseline, ours])
+            finally:
+                closing = [conn.close() for server in (baseline, ours) for conn in server.conns]
+                await asyncio.wait_for(asyncio.gather(*closing), 60)
     finally:
         for process in processes:
             stop(process)
@@ -589,37 +640,40 @@ async def run(root: Path) -> dict[str, Any]:
         bench.failures.append(f"{len(bench.errors)} error messages from Balie: {codes}")
     if bench.unexpected_closes:
         bench.failures.append(f"{bench.unexpected_closes} sockets closed by a server")
-    for name, result in (("baseline", baseline), ("balie", balie_result)):
-        if result["sockets"] != 2 * CALLS:
-            bench.failures.append(f"{name}: only {result['sockets']} sockets connected")
-    ratio = balie_result["throughput"] / baseline["throughput"] if baseline["throughput"] else 0
+    for server in (baseline, ours):
+        if len(server.conns) != 2 * CALLS:
+            bench.failures.append(f"{server.name}: only {len(server.conns)} sockets connected")
+    # Rounds are paired (the servers take turns), so the ratio is the median of the rounds'.
+    ratio = statistics.median(
+        ours_rate / base_rate if base_rate else 0.0
+        for ours_rate, base_rate in zip(ours.rates, baseline.rates, strict=True)
+    )
+    p99 = percentile(ours.latencies, 0.99)
+    rss = ours.rss_per_socket()
     result = {
         "calls": CALLS,
         "sockets": 2 * CALLS,
         "relay_ratio": round(ratio, 3),
-        "balie_messages_per_s": round(balie_result["throughput"]),
-        "baseline_messages_per_s": round(baseline["throughput"]),
-        "balie_server_us_per_message": round(balie_result["server_us_per_message"], 1),
-        "baseline_server_us_per_message": round(baseline["server_us_per_message"], 1),
-        "p50_ms": round(balie_result["p50_ms"], 1),
-        "p99_ms": round(balie_result["p99_ms"], 1),
-        "baseline_p99_ms": round(baseline["p99_ms"], 1),
-        "rss_per_socket_kib": round(balie_result["rss_per_socket_kib"], 1),
-        "baseline_rss_per_socket_kib": round(baseline["rss_per_socket_kib"], 1),
+        "balie_messages_per_s": round(statistics.median(ours.rates)),
+        "baseline_messages_per_s": round(statistics.median(baseline.rates)),
+        "balie_server_us_per_message": round(statistics.median(ours.costs), 1),
+        "baseline_server_us_per_message": round(statistics.median(baseline.costs), 1),
+        "p50_ms": round(percentile(ours.latencies, 0.5), 1),
+        "p99_ms": round(p99, 1),
+        "baseline_p99_ms": round(percentile(baseline.latencies, 0.99), 1),
+        "rss_per_socket_kib": round(rss, 1),
+        "baseline_rss_per_socket_kib": round(baseline.rss_per_socket(), 1),
+        "others_cpu_max": round(others, 2),
         "errors": len(bench.errors),
         "dropped_by_server": dropped,
         "failures": bench.failures,
+        "goals_met": ratio >= RATIO_GOAL and p99 <= P99_GOAL_MS and rss <= RSS_GOAL_KIB,
     }
-    result["goals_met"] = (
-        ratio >= RATIO_GOAL
-        and balie_result["p99_ms"] <= P99_GOAL_MS
-        and balie_result["rss_per_socket_kib"] <= RSS_GOAL_KIB
-    )
     print(f"relay_ratio {ratio:.3f} (goal >= {RATIO_GOAL})")
-    print(f"p99_ms {balie_result['p99_ms']:.1f} (goal <= {P99_GOAL_MS:.0f})")
-    print(
-        f"rss_per_socket_kib {balie_result['rss_per_socket_kib']:.1f} (goal <= {RSS_GOAL_KIB:.0f})"
-    )
+    print(f"p99_ms {p99:.1f} (goal <= {P99_GOAL_MS:.0f})")
+    print(f"rss_per_socket_kib {rss:.1f} (goal <= {RSS_GOAL_KIB:.0f})")
+    if others > 0.25:
+        print(f"note: other processes took up to {others:.0%} of a core during a measurement")
     for failure in bench.failures:
         print(f"FAILED: {failure}")
     return result

@@ -65,7 +65,7 @@ async def press(page, name: str, tries: int = 40) -> None:
         focused = await page.evaluate(
             "() => document.activeElement && document.activeElement.textContent.trim()"
         )
-        if focused == name:
+        if focused is not None and focused.startswith(name):
             await page.keyboard.press("Enter")
             return
     raise AssertionError(f"{name!r} cannot be reached with the keyboard")
@@ -91,21 +91,25 @@ async def wait_for_frames(page, more_than: int, *, peers: int = 1, timeout: floa
             await asyncio.sleep(0.2)
 
 
-async def new_page(browser, problems: list[str]):
-    page = await (await browser.new_context()).new_page()
+PHONE = {"width": 375, "height": 740}
+
+
+async def new_page(browser, problems: list[str], **context_options):
+    page = await (await browser.new_context(**context_options)).new_page()
     watch_for_trouble(page, problems)
     return page
 
 
 async def resident_knocks(browser, origin: str, token: str, appointment_id, problems):
     """The resident's way from the invitation link to the waiting room, by keyboard alone."""
-    resident = await new_page(browser, problems)
+    resident = await new_page(browser, problems, viewport=PHONE, is_mobile=True, has_touch=True)
     await resident.goto(f"{origin}/i/{token}")
     await resident.get_by_label("Burgerservicenummer").fill(BSN)
     await resident.get_by_label("Substantieel", exact=False).check()
     await resident.get_by_role("button", name="Inloggen").click()
     await resident.wait_for_url(f"**/afspraak/{appointment_id}")
     await assert_accessible(resident)
+    await fits_the_screen(resident)
     await press(resident, "Camera en microfoon aanzetten")
     await resident.get_by_text("Camera en microfoon staan aan.").wait_for()
     assert await resident.get_by_label("Camera", exact=True).input_value() != ""
@@ -145,7 +149,13 @@ async def start_devices_and_go(page, next_step: str) -> None:
 async def admit(clerk, who: str) -> None:
     await clerk.get_by_text(f"{who} wacht in de wachtkamer.").wait_for()
     await assert_accessible(clerk)
-    await clerk.get_by_role("button", name="Binnenlaten").click()
+    await press(clerk, "Binnenlaten")
+
+
+async def fits_the_screen(page) -> None:
+    """Nothing sticks out sideways: no horizontal scrolling on a phone."""
+    width = await page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"page is {width}px wide on a {PHONE['width']}px screen"
 
 
 async def in_call(store, clock, media_browser, origin, clerk_login, problems):
@@ -172,6 +182,9 @@ async def test_resident_and_clerk_call_with_video_and_chat(
     assert await wait_for_frames(clerk, first["clerk"] + 10) > first["clerk"]
     await assert_accessible(resident)
     await assert_accessible(clerk)
+    await fits_the_screen(resident)
+    await resident.get_by_role("button", name="Gesprek verlaten").scroll_into_view_if_needed()
+    assert await resident.get_by_role("button", name="Gesprek verlaten").is_visible()
 
     # Chat: typed by the resident, shown to the clerk, stored encrypted in the dossier.
     await resident.get_by_label("Uw bericht").fill(CHAT)

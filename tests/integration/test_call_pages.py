@@ -9,6 +9,7 @@ checked for the Content-Security-Policy and for scripts that run only from /stat
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import re
@@ -22,7 +23,6 @@ import pytest
 from aiohttp import ClientResponse, DummyCookieJar
 from sqlalchemy import func, select
 from sqlmodel import col
-from yarl import URL
 
 from dossier.appointments import BookedAppointment, create_appointment, ensure_department
 from dossier.calls import admit, end_call, knock
@@ -594,17 +594,22 @@ async def test_resident_page_refuses_anyone_else(client, staff, clock, store, wh
 
 
 @pytest.mark.parametrize(
-    "text",
+    "texts",
     [
-        "</script><script>alert(1)</script>",
-        "</SCRIPT ><script>alert(1)</script>",
-        "<!--<script>",
-        "<!-- <script> -->",
+        ("</script><script>alert(1)</script>",),
+        ("</SCRIPT ><script>alert(1)</script>",),
+        ("<!-- <script> -->",),
+        ("<!--<script>",),
+        ("<!--", "<script>"),  # the same, spread over two messages
     ],
+    ids=["end-tag", "end-tag-upper", "closed-comment", "comment-script", "two-messages"],
 )
-async def test_chat_text_stays_inside_the_config_block(client, staff, clock, store, text):
+async def test_chat_text_stays_inside_the_config_block(client, staff, clock, store, texts):
+    """Chat is what a resident or interpreter types: whatever it is, the page that shows it
+    must keep it inside the JSON block, as a browser parses the page (see `script_text`)."""
     booked = await book(store, clock)
-    await append_chat_message(store, actor=RESIDENT, dossier_id=booked.dossier.id, text=text)
+    for text in texts:
+        await append_chat_message(store, actor=RESIDENT, dossier_id=booked.dossier.id, text=text)
     resident = await appointment_session(store, clock, "resident", booked)
     anna = await staff_session(store, clock, staff["anna"])
     for path, visitor in (
@@ -613,7 +618,7 @@ async def test_chat_text_stays_inside_the_config_block(client, staff, clock, sto
     ):
         html, _ = await read_page(await client.get(path, headers=visitor.cookie), 200)
         assert "</script><script>alert(1)" not in html.lower()
-        assert history_texts(config_of(html)) == [("resident", text)], path
+        assert history_texts(config_of(html)) == [("resident", t) for t in texts], path
         # The page goes on after the block: its sections are elements, not script text.
         opening = CONFIG_OPEN.search(html)
         assert opening is not None
@@ -680,21 +685,44 @@ async def test_static_files_are_served_with_the_security_headers(client, path, k
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+async def raw_get(client, path: str) -> tuple[int, bytes]:
+    """GET `path` byte for byte (an HTTP client would resolve its dot segments first)."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    request = f"GET {path} HTTP/1.1\r\nHost: {client.host}\r\nConnection: close\r\n\r\n"
+    writer.write(request.encode("ascii"))
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+async def test_encoded_dots_inside_the_static_directory_resolve(client):
+    # The control for the test below: %2e%2e is decoded and followed while it stays inside.
+    status, body = await raw_get(client, "/static/js/%2e%2e/balie.css")
+    assert status == 200
+    assert b"NL Design System" in body
+
+
 @pytest.mark.parametrize(
     "path",
     [
         "/static/../server/app.py",
         "/static/%2e%2e/server/app.py",
-        "/static/%2E%2E/%2E%2E/etc/passwd",
+        "/static/../../server/app.py",
+        "/static/%2e%2e/%2e%2e/server/app.py",
+        "/static/%2E%2E/%2E%2E/pyproject.toml",
         "/static/js/..%2f..%2f..%2fserver/app.py",
+        "/static/../templates/base.html",
+        "/static/%2e%2e/templates/base.html",
     ],
 )
 async def test_static_files_stay_inside_their_directory(client, path):
-    response = await client.get(URL(path, encoded=True))
-    body = await response.text()
-    assert response.status in (403, 404), response.status
-    assert "create_app" not in body
-    assert "root:" not in body
+    status, body = await raw_get(client, path)
+    assert status in (403, 404)
+    for secret in (b"create_app", b"[tool.ruff]", b"<!doctype html>"):
+        assert secret not in body
 
 
 async def test_a_missing_static_file_is_404(client):
