@@ -1,12 +1,23 @@
 """Errors of the retention package.
 
 RetentionError         base; `code` is stable and machine-readable
-└── InvalidAuditEvent  an event with a field that is empty, too long or has control chars
+├── InvalidAuditEvent  an event with a field that is empty, too long or has control chars
+├── PolicyError        the policy file is not acceptable; `problems` lists every reason
+├── UnknownService     the policy in force has no rule for that service type
+└── UnknownFee         the service's rule lists no fee with that code
 """
 
 from __future__ import annotations
 
-__all__ = ["InvalidAuditEvent", "RetentionError"]
+from collections.abc import Sequence
+
+__all__ = [
+    "InvalidAuditEvent",
+    "PolicyError",
+    "RetentionError",
+    "UnknownFee",
+    "UnknownService",
+]
 
 
 class RetentionError(Exception):
@@ -15,3 +26,28 @@ class RetentionError(Exception):
 
 class InvalidAuditEvent(RetentionError):
     code = "invalid_audit_event"
+
+
+class PolicyError(RetentionError):
+    """The policy file cannot be used; `problems` lists every reason found.
+
+    Each problem starts with the key it is about (`service.x.max_days: ...`), and the message
+    puts each on its own line, so the whole file can be fixed in one round.
+    """
+
+    code = "invalid_policy"
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        count = f"{len(self.problems)} problem" + ("" if len(self.problems) == 1 else "s")
+        lines = "".join(f"\n  {problem}" for problem in self.problems)
+        super().__init__(f"policy {source} is not valid ({count}):{lines}")
+
+
+class UnknownService(RetentionError):
+    code = "unknown_service"
+
+
+class UnknownFee(RetentionError):
+    code = "unknown_fee"

@@ -30,6 +30,8 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (identity_errors.InvitationInvalid, 404),
     (identity_errors.IdentityError, 401),
     (retention_errors.InvalidAuditEvent, 422),
+    (retention_errors.UnknownFee, 422),
+    (retention_errors.UnknownService, 422),
 )
 
 
