@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,11 +15,13 @@ from dossier.lookup import get_dossier
 from dossier.models import Appointment, Department, Dossier, ServiceType
 
 __all__ = [
+    "LOCAL_TIME",
     "AppointmentSummary",
     "appointment_owner",
     "department_code",
     "dossier_owner",
     "list_appointments",
+    "local_day",
 ]
 
 
@@ -33,6 +36,17 @@ class AppointmentSummary:
     ends_at: dt.datetime
     state: str
     deadline: dt.datetime
+
+
+# Appointments are made and shown in Dutch local time; "today" is the Dutch day.
+LOCAL_TIME = ZoneInfo("Europe/Amsterdam")
+
+
+def local_day(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of `day` in Dutch local time (23 or 25 hours on clock-change days)."""
+    start = dt.datetime.combine(day, dt.time(), tzinfo=LOCAL_TIME)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=LOCAL_TIME)
+    return start, end
 
 
 async def list_appointments(

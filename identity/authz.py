@@ -22,8 +22,10 @@ class Action(enum.StrEnum):
     BOOK_APPOINTMENT = "book_appointment"
     CANCEL_APPOINTMENT = "cancel_appointment"
     INVITE_GUEST = "invite_guest"  # a one-time link for an interpreter
-    READ_CONTENT = "read_content"  # chat and documents of a dossier
+    READ_CONTENT = "read_content"  # chat, documents and payments of a dossier
     READ_METADATA = "read_metadata"  # retention dates and states, no content
+    ADD_DOCUMENT = "add_document"  # upload into the dossier during the call
+    REQUEST_PAYMENT = "request_payment"  # the clerk asks the resident to pay a fee
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,11 @@ _STAFF_ONLY_OWN_DEPARTMENT = {
     Action.INVITE_GUEST,
     Action.READ_CONTENT,
     Action.READ_METADATA,
+    Action.ADD_DOCUMENT,
+    Action.REQUEST_PAYMENT,
 }
+# What a resident may do, and only in their own appointment's dossier.
+_RESIDENT = {Action.READ_CONTENT, Action.ADD_DOCUMENT}
 _OVERSIGHT = ("information_manager", "privacy_officer")
 
 
@@ -61,7 +67,7 @@ def decide(principal: Principal | None, action: Action, target: Target) -> str |
             return None if action is Action.READ_METADATA else f"a {principal.role} may not"
         return "unknown staff role"
     if principal.kind == "resident":
-        if action is not Action.READ_CONTENT:
+        if action not in _RESIDENT:
             return "residents may not"
         if target.appointment_id is None or principal.appointment_id != target.appointment_id:
             return "this is another resident's appointment"

@@ -11,17 +11,29 @@ from sqlalchemy.engine import make_url
 
 from dossier.db import Clock, DatabaseClock, wall_clock
 from identity.providers import DigidProvider, IdentityProvider, LocalAccounts
-from server import call_pages, digid_routes, health, oidc_routes, precall_routes, staff_api, static
+from retention.policy import load_policy
+from server import (
+    call_pages,
+    digid_routes,
+    document_routes,
+    health,
+    oidc_routes,
+    precall_routes,
+    staff_api,
+    static,
+)
 from server.appkeys import (
     CLOCK,
     DOSSIER_STORE,
     ENGINE,
     IDENTITY_PROVIDERS,
     LOGIN_LIMITER,
+    POLICY,
     SETTINGS,
 )
 from server.digid_routes import DIGID
 from server.digid_setup import mount_digid, mount_test_digid
+from server.document_routes import UPLOAD_LIMITER, UPLOAD_RULES, upload_rules
 from server.middlewares import error_middleware
 from server.migrate import current_revision, head_revision, upgrade_to_head
 from server.oidc_routes import oidc_client_context
@@ -51,6 +63,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         client_max_size=MAX_JSON_BODY,
     )
     app[SETTINGS] = settings
+    # Read at start: a policy with a mistake stops the server, naming the key to fix.
+    app[POLICY] = load_policy(settings.policy_file)
     app[CLOCK] = clock or DatabaseClock()
     app[LOGIN_LIMITER] = RateLimiter(per_minute=10, burst=5)
     providers: dict[str, IdentityProvider] = {"local": LocalAccounts()}
@@ -67,6 +81,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.on_shutdown.append(close_open_sockets)
     app.router.add_get("/ws/calls/{dossier_id}", call_socket)
     call_pages.add_routes(app.router)
+    app[UPLOAD_RULES] = upload_rules(settings)
+    # Uploads are costly (inspection, sealing): 20 a minute per session, in bursts of 5.
+    app[UPLOAD_LIMITER] = RateLimiter(per_minute=20, burst=5)
+    document_routes.add_routes(app.router)
     static.add_routes(app.router)
     if settings.oidc_issuer:
         app.cleanup_ctx.append(oidc_client_context)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dossier.db import Clock
 from dossier.store import DossierStore
 from identity.providers import IdentityProvider
+from retention.policy import Policy
 from server.ratelimit import RateLimiter
 from server.settings import Settings
 
@@ -17,6 +18,7 @@ __all__ = [
     "ENGINE",
     "IDENTITY_PROVIDERS",
     "LOGIN_LIMITER",
+    "POLICY",
     "SETTINGS",
 ]
 
@@ -26,3 +28,4 @@ DOSSIER_STORE = web.AppKey("dossier_store", DossierStore)
 CLOCK = web.AppKey("clock", Clock)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
 IDENTITY_PROVIDERS = web.AppKey("identity_providers", dict[str, IdentityProvider])
+POLICY = web.AppKey("policy", Policy)

@@ -19,18 +19,25 @@ import contextlib
 import datetime as dt
 import json
 import uuid
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from dossier.chat import list_chat_messages
+from dossier.documents import list_documents
 from dossier.errors import DossierError
 from dossier.models import Appointment, Dossier, DossierState, ServiceType
-from dossier.queries import appointment_owner, dossier_owner, list_appointments
+from dossier.queries import (
+    LOCAL_TIME,
+    appointment_owner,
+    dossier_owner,
+    list_appointments,
+    local_day,
+)
 from identity.authz import Action, Target
 from identity.sessions import Principal, end_session
-from server.appkeys import CLOCK, DOSSIER_STORE, SETTINGS
+from server.appkeys import CLOCK, DOSSIER_STORE, POLICY, SETTINGS
+from server.document_routes import document_json
 from server.pages import language, message_page, page
 from server.requests import refused
 from server.security import principal_of, session_cookie
@@ -39,7 +46,6 @@ from server.texts import script_texts, texts
 
 __all__ = ["add_routes"]
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 _OVER = (DossierState.ENDED, DossierState.CANCELLED, DossierState.DESTROYING)
 
 
@@ -53,6 +59,19 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/balie/gesprek/{dossier_id}", clerk_call_page)
 
 
+def euros(cents: int) -> str:
+    """An amount as Dutch people write it: € 15,00."""
+    return f"€ {cents // 100},{cents % 100:02d}"
+
+
+def json_for_script(value: object) -> str:
+    """JSON safe inside <script type="application/json">: with no `<`, `>` or `&` left,
+    chat text can neither close the element nor open the `<!--<script` state that would
+    swallow the rest of the page."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _id(request: web.Request, name: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(request.match_info[name])
@@ -61,7 +80,7 @@ def _id(request: web.Request, name: str) -> uuid.UUID | None:
 
 
 def _local(moment: dt.datetime, pattern: str = "%d-%m-%Y om %H:%M") -> str:
-    return moment.astimezone(AMSTERDAM).strftime(pattern)
+    return moment.astimezone(LOCAL_TIME).strftime(pattern)
 
 
 async def _call_page(
@@ -87,12 +106,22 @@ async def _call_page(
             "Dit gesprek is afgelopen. Heeft u nog een vraag? Neem dan contact op met de gemeente.",
             "This conversation has ended.",
         )  # fmt: skip
-    history = []
+    history: list[dict[str, object]] = []
+    documents: list[dict[str, object]] = []
     if with_history:
         messages = await list_chat_messages(store, actor=principal.actor, dossier_id=dossier_id)
         history = [
             {"from": m.sender_role, "text": m.text, "sent_at": m.sent_at.isoformat()}
             for m in messages
+        ]
+        infos = await list_documents(store, actor=principal.actor, dossier_id=dossier_id)
+        documents = [document_json(info) for info in infos]
+    policy = request.app[POLICY]
+    fees = []
+    if role == "clerk" and service.code in policy.services:
+        fees = [
+            {"code": fee.code, "description": fee.description, "amount": euros(fee.amount_cents)}
+            for fee in policy.rule(service.code).fees
         ]
     settings = request.app[SETTINGS]
     config = {
@@ -103,6 +132,8 @@ async def _call_page(
         # STUN only: TURN credentials come over the WebSocket, to admitted participants.
         "stun": list(settings.stun_urls),
         "history": history,
+        "documents": documents,
+        "payments": [],
         "texts": script_texts(language(request)),
     }
     return page(
@@ -113,7 +144,8 @@ async def _call_page(
         service=service.label,
         starts_iso=appointment.starts_at.isoformat(),
         starts_text=_local(appointment.starts_at),
-        config=json.dumps(config, ensure_ascii=False).replace("</", "<\\/"),
+        config=json_for_script(config),
+        fees=fees,
     )
 
 
@@ -202,7 +234,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     result = await sign_in_local(request, body)
     if isinstance(result, web.Response):
         key = "login.limited" if result.status == 429 else "login.failed"
-        return _login_page(request, status=result.status, error=t[key], username=username)
+        refusal = _login_page(request, status=result.status, error=t[key], username=username)
+        if "Retry-After" in result.headers:
+            refusal.headers["Retry-After"] = result.headers["Retry-After"]
+        return refusal
     response = web.HTTPSeeOther("/balie")
     session_cookie(response, result.token)
     raise response
@@ -242,11 +277,8 @@ async def console_page(request: web.Request) -> web.Response:
     store = request.app[DOSSIER_STORE]
     async with store.sessions() as session:
         now = await request.app[CLOCK].now(session)
-        today = now.astimezone(AMSTERDAM).date()
-        start = dt.datetime.combine(today, dt.time(), tzinfo=AMSTERDAM)
-        items = await list_appointments(
-            session, department_id=department, start=start, end=start + dt.timedelta(days=1)
-        )
+        start, end = local_day(now.astimezone(LOCAL_TIME).date())
+        items = await list_appointments(session, department_id=department, start=start, end=end)
     t = texts(language(request))
     rows = [
         {

@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from dossier import errors as dossier_errors
+from dossier.inspection.errors import InspectionError
 from identity import errors as identity_errors
 from retention import errors as retention_errors
 
@@ -62,6 +63,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if status >= 500:
             log.error("%s on %s %s: %s", exc.code, request.method, request.path, exc)
         return error_response(status, exc.code, str(exc))
+    except InspectionError as exc:
+        # An upload refused for what it is: 415 (type), 422 (unsafe), 503 (scanner down).
+        return error_response(exc.status, exc.code, str(exc))
     except web.HTTPException as exc:
         if exc.empty_body or exc.status < 400:
             raise

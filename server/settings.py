@@ -65,6 +65,30 @@ class Settings(BaseSettings):
     precall_max_sessions: int = Field(default=4, ge=1, le=100)
     precall_max_seconds: float = Field(default=60.0, gt=0, le=600)
     document_segment_size: int = Field(default=1 << 20, ge=4096, le=16 << 20)
+    # Uploads: the limit is enforced while the body streams in (413 past it).
+    document_max_bytes: int = Field(default=20 << 20, ge=1024, le=1 << 40)
+    document_types: list[str] = Field(
+        default_factory=lambda: ["application/pdf", "image/jpeg", "image/png"]
+    )
+    document_max_pixels: int = Field(default=50_000_000, ge=10_000, le=500_000_000)
+    # Off only for benchmarks and for installations that check documents elsewhere: without
+    # it, photos keep their metadata (GPS positions) and PDFs are not checked for scripts.
+    document_inspection: bool = True
+    # clamd INSTREAM scanning; unset: no scanning. Set: every upload is scanned, fail closed.
+    clamd_host: str | None = None
+    clamd_port: int = Field(default=3310, ge=1, le=65535)
+    clamd_socket: Path | None = None
+    clamd_timeout: float = Field(default=30.0, gt=0, le=600)
+    # Payments: "demo" (Balie's own checkout page, dev/test only) or "mollie". Unset: the
+    # demo in dev/test, and no payments in production.
+    payment_provider: str | None = None
+    mollie_api_key: SecretStr = SecretStr("")
+    mollie_base_url: str = "https://api.mollie.com/v2"
+    payment_reconcile_minutes: float = Field(default=5.0, gt=0, le=1440)
+    # The retention and service policy (fees per service type); default: the example.
+    policy_file: Path = Field(
+        default=Path(__file__).resolve().parent.parent / "deploy" / "policy.example.toml"
+    )
     migrate_on_start: bool = True
 
     @property
@@ -81,6 +105,10 @@ class Settings(BaseSettings):
         """Scheme, host and port that browsers use: what a same-origin request's Origin says."""
         url = self.public_url or f"http://{self.host}:{self.port}"
         return url.rstrip("/")
+
+    @property
+    def resolved_payment_provider(self) -> str | None:
+        return self.payment_provider or ("demo" if self.is_development else None)
 
     @property
     def resolved_key_dir(self) -> Path:
@@ -115,4 +143,9 @@ class Settings(BaseSettings):
                     )
             if not self.database_url:
                 raise ValueError("BALIE_DATABASE_URL must be set explicitly in production")
+            if self.payment_provider == "demo":  # it would let anyone "pay" with a click
+                raise ValueError(
+                    "BALIE_PAYMENT_PROVIDER=demo is for development and tests; "
+                    "set mollie (and BALIE_MOLLIE_API_KEY) in production"
+                )
         return self

@@ -17,7 +17,14 @@ from dossier.appointments import cancel_appointment, create_appointment
 from dossier.chat import list_chat_messages
 from dossier.documents import list_documents
 from dossier.models import Appointment
-from dossier.queries import appointment_owner, department_code, dossier_owner, list_appointments
+from dossier.queries import (
+    LOCAL_TIME,
+    appointment_owner,
+    department_code,
+    dossier_owner,
+    list_appointments,
+    local_day,
+)
 from identity.accounts import authenticate_local
 from identity.authz import Action, Target
 from identity.errors import Forbidden, LoginFailed, NotAuthenticated
@@ -178,12 +185,9 @@ async def appointments_list(request: web.Request) -> web.Response:
     store = request.app[DOSSIER_STORE]
     async with store.sessions() as session:
         now = await request.app[CLOCK].now(session)
-        start = dt.datetime.combine(day or now.date(), dt.time(), tzinfo=dt.UTC)
+        start, end = local_day(day or now.astimezone(LOCAL_TIME).date())
         items = await list_appointments(
-            session,
-            department_id=principal.department_id,
-            start=start,
-            end=start + dt.timedelta(days=1),
+            session, department_id=principal.department_id, start=start, end=end
         )
     return web.json_response({"appointments": [_summary(i) for i in items]})
 

@@ -35,7 +35,7 @@ from server.signaling import protocol as p
 from server.signaling.hub import Envelope, SignalingHub
 from server.signaling.turn import ice_servers
 
-__all__ = ["HUB", "OPEN_SOCKETS", "call_socket", "close_open_sockets"]
+__all__ = ["HUB", "OPEN_SOCKETS", "call_socket", "close_open_sockets", "notify_call"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ OPEN_SOCKETS = web.AppKey("open_call_sockets", weakref.WeakSet[web.WebSocketResp
 # Each socket may send a burst of 60 messages, then 20 a second (ICE trickles in bursts).
 SOCKET_RATE = {"per_minute": 1200.0, "burst": 60}
 _STAFF_ONLY = (p.Admit, p.Deny, p.End)
+# Notices about dossier content: only for admitted residents and clerks, never the interpreter.
+_CONTENT_NOTICES = frozenset({"document", "payment"})
+_SERVER = "server"
 
 
 @dataclass
@@ -127,6 +130,12 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
     return socket
 
 
+async def notify_call(hub: SignalingHub, dossier_id: uuid.UUID, message: dict[str, Any]) -> None:
+    """Tell everyone in the call about something that happened outside it (a document stored,
+    a payment's status), in whichever process their socket lives."""
+    await hub.publish(str(dossier_id), {"from": _SERVER, "to": None, "message": message})
+
+
 async def close_open_sockets(app: web.Application) -> None:
     """On shutdown: close every call socket with 1001 (going away); the pages reconnect."""
     open_sockets: weakref.WeakSet[web.WebSocketResponse] = app[OPEN_SOCKETS]
@@ -195,6 +204,8 @@ async def _deliver(
             continue
         elif kind in ("offer", "answer", "ice") and not me.admitted:
             continue  # nothing reaches a participant still in the waiting room
+        elif kind in _CONTENT_NOTICES and (me.role == "guest" or not me.admitted):
+            continue
         await socket.send_json(message)
 
 

@@ -53,10 +53,6 @@ class Staff:
     account: StaffAccount
     totp: pyotp.TOTP
 
-    @property
-    def username(self) -> str:
-        return self.account.username
-
 
 @dataclass(frozen=True)
 class Visitor:
@@ -317,7 +313,9 @@ async def test_wrong_code_is_refused_and_starts_no_session(
 
 
 @pytest.mark.parametrize(
-    ("password", "code"), [("", "123456"), (PASSWORD, "123"), (PASSWORD, "")], ids=str
+    ("password", "code"),
+    [("", "123456"), (PASSWORD, "123"), (PASSWORD, "")],
+    ids=["empty-password", "three-digit-code", "no-code"],
 )
 async def test_malformed_sign_in_is_422_with_the_same_message(
     client, staff, store, same_origin, password, code

@@ -154,6 +154,11 @@ function onMessage(message) {
     case "chat":
       addChat(message);
       break;
+    case "document":
+    case "payment":
+      // dossier.js shows documents and payments; it hears of them through the page.
+      document.dispatchEvent(new CustomEvent("balie:notice", { detail: message }));
+      break;
     case "ended":
       finish(T.ended);
       break;
