@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Index, LargeBinary, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from dossier.db import UTCDateTime
@@ -21,11 +21,15 @@ __all__ = [
     "Appointment",
     "ChatMessage",
     "DataKey",
+    "DemoCheckout",
     "Department",
     "Document",
     "DocumentState",
     "Dossier",
     "DossierState",
+    "Payment",
+    "PaymentEvent",
+    "Refund",
     "ResidentIdentity",
     "ServiceType",
     "Tombstone",
@@ -191,3 +195,101 @@ class Tombstone(SQLModel, table=True):
     export_reference: str | None = Field(default=None, sa_type=String(256))
     destruction_batch: str | None = Field(default=None, sa_type=String(64))
     removed_by: str = Field(sa_type=String(128))
+
+
+# Payments (dossier.payments). Statuses are stored as text; `dossier.payments.states` holds
+# their names and the table of allowed moves. Amounts are whole euro cents, never floats.
+
+
+class Payment(SQLModel, table=True):
+    """A fee the clerk asked the resident to pay, and what the provider last said about it.
+
+    The row is committed before the provider is called, so a crash in between leaves a row
+    whose `idempotency_key` recreates the very same provider payment (never a second one).
+    """
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_payment_id"),
+        CheckConstraint("amount_cents > 0", name="ck_payments_amount_positive"),
+        Index("ix_payments_status_checked_at", "status", "checked_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    dossier_id: uuid.UUID = Field(foreign_key="dossiers.id", index=True)
+    provider: str = Field(sa_type=String(32))
+    provider_payment_id: str | None = Field(default=None, sa_type=String(64))
+    idempotency_key: str = Field(sa_type=String(64), unique=True)
+    amount_cents: int
+    currency: str = Field(default="EUR", sa_type=String(3))
+    description: str = Field(sa_type=String(255))
+    fee_code: str | None = Field(default=None, sa_type=String(64))
+    status: str = Field(sa_type=String(16))
+    checkout_url: str | None = Field(default=None, sa_type=String(2048))
+    # Kept so that a retried creation sends the provider exactly the same request.
+    redirect_url: str = Field(sa_type=String(2048))
+    webhook_url: str = Field(sa_type=String(2048))
+    requested_by_role: str = Field(sa_type=String(16))
+    requested_by_ref: str = Field(sa_type=String(128))
+    created_at: dt.datetime = Field(sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime)
+    # When the reconcile job last looked; it takes the longest-unchecked payments first.
+    checked_at: dt.datetime = Field(sa_type=UTCDateTime)
+    paid_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PaymentEvent(SQLModel, table=True):
+    """Every status a provider reported for a payment, applied or (stale, repeated) not."""
+
+    __tablename__ = "payment_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: uuid.UUID = Field(foreign_key="payments.id", index=True)
+    # Denormalised so that destroying a dossier deletes its events by dossier, like the rest.
+    dossier_id: uuid.UUID = Field(foreign_key="dossiers.id", index=True)
+    at: dt.datetime = Field(sa_type=UTCDateTime)
+    source: str = Field(sa_type=String(16))  # create | webhook | reconcile
+    reported_status: str = Field(sa_type=String(16))
+    previous_status: str = Field(sa_type=String(16))
+    applied: bool
+    # Why it was not applied, or why Balie set the status itself ("abandoned").
+    note: str | None = Field(default=None, sa_type=String(32))
+
+
+class Refund(SQLModel, table=True):
+    """Money returned on a paid payment: a record of its own, never a status of the payment."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount_cents > 0", name="ck_refunds_amount_positive"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    payment_id: uuid.UUID = Field(foreign_key="payments.id", index=True)
+    dossier_id: uuid.UUID = Field(foreign_key="dossiers.id", index=True)
+    amount_cents: int
+    status: str = Field(sa_type=String(16))
+    provider_refund_id: str | None = Field(default=None, sa_type=String(64))
+    requested_by_role: str = Field(sa_type=String(16))
+    requested_by_ref: str = Field(sa_type=String(128))
+    created_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class DemoCheckout(SQLModel, table=True):
+    """The demo provider's side of a payment: what Mollie would keep, kept in Balie's database
+    so that the checkout page works across processes and restarts.
+
+    `reference` is the Balie payment id the demo was given, as a provider's metadata would
+    hold it; destroying the dossier deletes the checkouts of its payments by it.
+    """
+
+    __tablename__ = "demo_checkouts"
+
+    id: str = Field(sa_type=String(40), primary_key=True)
+    idempotency_key: str = Field(sa_type=String(64), unique=True)
+    reference: str = Field(sa_type=String(64), index=True)
+    amount_cents: int
+    description: str = Field(sa_type=String(255))
+    status: str = Field(sa_type=String(16))
+    redirect_url: str = Field(sa_type=String(2048))
+    webhook_url: str = Field(sa_type=String(2048))
+    created_at: dt.datetime = Field(sa_type=UTCDateTime)
+    decided_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

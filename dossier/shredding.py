@@ -25,10 +25,14 @@ from dossier.models import (
     Appointment,
     ChatMessage,
     DataKey,
+    DemoCheckout,
     Department,
     Document,
     Dossier,
     DossierState,
+    Payment,
+    PaymentEvent,
+    Refund,
     ResidentIdentity,
     ServiceType,
     Tombstone,
@@ -131,7 +135,15 @@ async def destroy_dossier(
                 destruction_batch=destruction_batch,
                 removed_by=str(actor),
             )
-            for model in (ChatMessage, Document, ResidentIdentity, DataKey):
+            # The demo provider's checkouts live in this database too and name the payment.
+            payments = select(col(Payment.id)).where(col(Payment.dossier_id) == dossier_id)
+            references = [str(p) for p in (await session.execute(payments)).scalars()]
+            await session.execute(
+                delete(DemoCheckout).where(col(DemoCheckout.reference).in_(references))
+            )
+            for model in (
+                ChatMessage, Document, ResidentIdentity, DataKey, PaymentEvent, Refund, Payment,
+            ):  # fmt: skip
                 await session.execute(delete(model).where(col(model.dossier_id) == dossier_id))
             await session.delete(dossier)
             await session.flush()
