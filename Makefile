@@ -50,6 +50,8 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_dossier_store.py
 	$(BIN)/python tests/bench/bench_audit.py
 	$(BIN)/python tests/bench/bench_call_setup.py
+	$(BIN)/python tests/bench/bench_signaling.py
+	$(BIN)/python tests/bench/bench_upload.py
 
 clean:
 	rm -rf $(VENV) var node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

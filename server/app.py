@@ -18,6 +18,7 @@ from server import (
     document_routes,
     health,
     oidc_routes,
+    payment_routes,
     precall_routes,
     staff_api,
     static,
@@ -38,9 +39,11 @@ from server.middlewares import error_middleware
 from server.migrate import current_revision, head_revision, upgrade_to_head
 from server.oidc_routes import oidc_client_context
 from server.pages import PAGES, make_environment
+from server.payment_routes import WEBHOOK_LIMITER, payments_context
 from server.precall_routes import precall_context
 from server.ratelimit import RateLimiter
 from server.resources import make_store, open_engine, recover
+from server.scheduler import scheduler_context
 from server.security import add_security_headers, csrf_middleware, session_middleware
 from server.settings import Settings
 from server.signaling.hub import MemoryHub
@@ -85,6 +88,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # Uploads are costly (inspection, sealing): 20 a minute per session, in bursts of 5.
     app[UPLOAD_LIMITER] = RateLimiter(per_minute=20, burst=5)
     document_routes.add_routes(app.router)
+    app.cleanup_ctx.append(payments_context)
+    app.cleanup_ctx.append(scheduler_context)
+    # Webhooks come from the provider's servers: generous, but a flood of forged ids (each
+    # one audited) is cut off.
+    app[WEBHOOK_LIMITER] = RateLimiter(per_minute=600, burst=100)
+    payment_routes.add_routes(app.router)
     static.add_routes(app.router)
     if settings.oidc_issuer:
         app.cleanup_ctx.append(oidc_client_context)

@@ -27,6 +27,7 @@ from dossier.chat import list_chat_messages
 from dossier.documents import list_documents
 from dossier.errors import DossierError
 from dossier.models import Appointment, Dossier, DossierState, ServiceType
+from dossier.payments import list_payments
 from dossier.queries import (
     LOCAL_TIME,
     appointment_owner,
@@ -39,6 +40,7 @@ from identity.sessions import Principal, end_session
 from server.appkeys import CLOCK, DOSSIER_STORE, POLICY, SETTINGS
 from server.document_routes import document_json
 from server.pages import language, message_page, page
+from server.payment_routes import payment_json
 from server.requests import refused
 from server.security import principal_of, session_cookie
 from server.staff_api import LoginIn, sign_in_local
@@ -108,6 +110,7 @@ async def _call_page(
         )  # fmt: skip
     history: list[dict[str, object]] = []
     documents: list[dict[str, object]] = []
+    payments: list[dict[str, object]] = []
     if with_history:
         messages = await list_chat_messages(store, actor=principal.actor, dossier_id=dossier_id)
         history = [
@@ -116,6 +119,8 @@ async def _call_page(
         ]
         infos = await list_documents(store, actor=principal.actor, dossier_id=dossier_id)
         documents = [document_json(info) for info in infos]
+        paid = await list_payments(store, actor=principal.actor, dossier_id=dossier_id)
+        payments = [payment_json(info) for info in paid]
     policy = request.app[POLICY]
     fees = []
     if role == "clerk" and service.code in policy.services:
@@ -133,7 +138,7 @@ async def _call_page(
         "stun": list(settings.stun_urls),
         "history": history,
         "documents": documents,
-        "payments": [],
+        "payments": payments,
         "texts": script_texts(language(request)),
     }
     return page(

@@ -19,15 +19,11 @@ from aiohttp import BodyPartReader, hdrs, web
 
 from dossier.documents import DocumentInfo, list_documents, open_document
 from dossier.inspection import ClamdScanner
-from dossier.queries import dossier_owner
 from dossier.uploads import UploadRules, accept_upload
-from identity.authz import Action, Target
-from identity.errors import Forbidden, NotAuthenticated
-from identity.sessions import Principal
+from identity.authz import Action
 from server.appkeys import DOSSIER_STORE
 from server.ratelimit import RateLimiter
-from server.requests import refused
-from server.security import principal_of
+from server.requests import allowed_in_dossier
 from server.settings import Settings
 from server.signaling.room import HUB, notify_call
 
@@ -54,25 +50,6 @@ def _uuid(request: web.Request, name: str) -> uuid.UUID:
         raise web.HTTPNotFound(text=f"{name} is not an id") from None
 
 
-async def _allowed(request: web.Request, action: Action) -> tuple[Principal, uuid.UUID]:
-    """(principal, dossier id) if the caller may do `action` in this dossier; else 401/403."""
-    dossier_id = _uuid(request, "dossier_id")
-    if principal_of(request) is not None:
-        async with request.app[DOSSIER_STORE].sessions() as session:
-            # 404/410 for unknown or destroyed dossiers: ids are random, nothing to guess.
-            department_id, appointment_id = await dossier_owner(session, dossier_id)
-        target = Target(department_id, appointment_id)
-    else:
-        target = Target()
-    reason = await refused(request, action, target, str(dossier_id))
-    principal = principal_of(request)
-    if reason is None and principal is not None:
-        return principal, dossier_id
-    if principal is None:
-        raise NotAuthenticated("sign in first")
-    raise Forbidden(f"not allowed: {reason}")
-
-
 def document_json(info: DocumentInfo) -> dict[str, object]:
     """A document as the pages and the API show it."""
     return {
@@ -88,7 +65,7 @@ def document_json(info: DocumentInfo) -> dict[str, object]:
 
 async def upload(request: web.Request) -> web.Response:
     """POST .../documents: store the file in part "file"; 201 with the document."""
-    principal, dossier_id = await _allowed(request, Action.ADD_DOCUMENT)
+    principal, dossier_id = await allowed_in_dossier(request, Action.ADD_DOCUMENT)
     limited = request.app[UPLOAD_LIMITER].refuse(f"upload:{principal.session_hash}")
     if limited is not None:
         return limited
@@ -127,7 +104,7 @@ async def upload(request: web.Request) -> web.Response:
 
 async def documents(request: web.Request) -> web.Response:
     """GET .../documents: the dossier's documents, oldest first."""
-    principal, dossier_id = await _allowed(request, Action.READ_CONTENT)
+    principal, dossier_id = await allowed_in_dossier(request, Action.READ_CONTENT)
     store = request.app[DOSSIER_STORE]
     infos = await list_documents(store, actor=principal.actor, dossier_id=dossier_id)
     return web.json_response({"documents": [document_json(i) for i in infos]})
@@ -141,7 +118,7 @@ def content_disposition(name: str) -> str:
 
 async def download(request: web.Request) -> web.StreamResponse:
     """GET .../documents/{id}: the document as an attachment that no browser will render."""
-    principal, dossier_id = await _allowed(request, Action.READ_CONTENT)
+    principal, dossier_id = await allowed_in_dossier(request, Action.READ_CONTENT)
     document_id = _uuid(request, "document_id")
     opened = await open_document(
         request.app[DOSSIER_STORE],

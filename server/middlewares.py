@@ -9,6 +9,7 @@ from aiohttp.typedefs import Handler
 
 from dossier import errors as dossier_errors
 from dossier.inspection.errors import InspectionError
+from dossier.payments import errors as payment_errors
 from identity import errors as identity_errors
 from retention import errors as retention_errors
 
@@ -18,6 +19,9 @@ log = logging.getLogger(__name__)
 
 # Most specific class first: the first isinstance match decides the status.
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (payment_errors.UnknownProvider, 404),
+    (payment_errors.ProviderUnavailable, 503),
+    (payment_errors.ProviderRejected, 502),
     (dossier_errors.DossierNotFound, 404),
     (dossier_errors.DossierDestroyed, 410),
     (dossier_errors.InvalidState, 409),

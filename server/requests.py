@@ -3,17 +3,21 @@ unauthenticated caller is for the audit log, and an authorisation decision that 
 
 from __future__ import annotations
 
+import uuid
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from dossier.queries import dossier_owner
 from identity.authz import Action, Target, decide
+from identity.errors import Forbidden, NotAuthenticated
+from identity.sessions import Principal
 from retention.audit import Actor
 from server.appkeys import DOSSIER_STORE
 from server.security import principal_of
 
-__all__ = ["anonymous_actor", "parse_json", "refused"]
+__all__ = ["allowed_in_dossier", "anonymous_actor", "parse_json", "refused"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,3 +57,26 @@ async def refused(request: web.Request, action: Action, target: Target, ref: str
         detail={"action": action.value, "reason": reason},
     )
     return reason
+
+
+async def allowed_in_dossier(request: web.Request, action: Action) -> tuple[Principal, uuid.UUID]:
+    """(principal, dossier id of the path) if the caller may do `action` in that dossier.
+
+    Raises 404 for a malformed id, DossierNotFound/DossierDestroyed (to anyone signed in: ids
+    are random, nothing to guess), NotAuthenticated or Forbidden (audited by `refused`).
+    """
+    try:
+        dossier_id = uuid.UUID(request.match_info["dossier_id"])
+    except ValueError:
+        raise web.HTTPNotFound(text="dossier_id is not an id") from None
+    target = Target()
+    if principal_of(request) is not None:
+        async with request.app[DOSSIER_STORE].sessions() as session:
+            target = Target(*await dossier_owner(session, dossier_id))
+    reason = await refused(request, action, target, str(dossier_id))
+    principal = principal_of(request)
+    if reason is None and principal is not None:
+        return principal, dossier_id
+    if principal is None:
+        raise NotAuthenticated("sign in first")
+    raise Forbidden(f"not allowed: {reason}")

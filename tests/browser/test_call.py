@@ -11,14 +11,18 @@ the way passes axe-core, and no page needs inline script (the CSP is not bypasse
 from __future__ import annotations
 
 import asyncio
+import io
+from pathlib import Path
 
 import pyotp
 import pytest
 from aiohttp import web
+from PIL import Image
+from pypdf import PdfWriter
 from sqlalchemy import select
 
 from dossier.chat import list_chat_messages
-from dossier.models import ChatMessage, Dossier, DossierState
+from dossier.models import ChatMessage, Dossier, DossierState, Payment
 from identity.accounts import add_local_account
 from server.app import create_app
 
@@ -292,3 +296,75 @@ async def test_call_survives_a_server_restart(
         assert problems == []
     finally:
         await runner.cleanup()
+
+
+def a_pdf() -> bytes:
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def a_photo() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (30, 120, 200)).save(out, "JPEG")
+    return out.getvalue()
+
+
+async def share(page, name: str, mime: str, data: bytes) -> None:
+    await page.locator("#bestand").set_input_files(
+        files=[{"name": name, "mimeType": mime, "buffer": data}]
+    )
+    await page.get_by_role("button", name="Bestand versturen").click()
+
+
+async def test_documents_and_a_payment_during_the_call(
+    media_browser, served, store, clock, clerk_login, problems
+):
+    _, resident, clerk = await in_call(store, clock, media_browser, served, clerk_login, problems)
+    pdf = a_pdf()
+    # The clerk shares a PDF; the resident sends a photo. Both lists show both.
+    await share(clerk, "Formulier geboorteaangifte.pdf", "application/pdf", pdf)
+    await share(resident, "foto.jpg", "image/jpeg", a_photo())
+    for page in (resident, clerk):
+        documents = page.locator("#documenten")
+        await documents.get_by_role("link", name="Formulier geboorteaangifte.pdf").wait_for()
+        await documents.get_by_role("link", name="foto.jpg").wait_for()
+    await assert_accessible(resident)
+    async with resident.expect_download() as download_info:
+        await (
+            resident.locator("#documenten")
+            .get_by_role("link", name="Formulier geboorteaangifte.pdf")
+            .click()
+        )
+    download = await download_info.value
+    assert download.suggested_filename == "Formulier geboorteaangifte.pdf"
+    assert Path(await download.path()).read_bytes() == pdf
+
+    # The clerk asks for a payment; the resident pays in a new window at the demo provider.
+    await clerk.get_by_label("Leges").select_option(label="Ander bedrag")
+    await clerk.get_by_label("Bedrag in euro", exact=False).fill("12,50")
+    await clerk.get_by_label("Omschrijving", exact=False).fill("Uittreksel BRP")
+    await clerk.get_by_role("button", name="Betaling vragen").click()
+    await assert_accessible(clerk)
+    pay_link = resident.get_by_role("link", name="Nu betalen", exact=False)
+    async with resident.context.expect_page() as checkout_info:
+        await pay_link.click()
+    checkout = await checkout_info.value
+    watch_for_trouble(checkout, problems)
+    await checkout.get_by_role("heading", name="Demo-betaling").wait_for()
+    await assert_accessible(checkout)
+    assert "€ 12,50" in await checkout.locator("main").inner_text()
+    await checkout.get_by_role("button", name="Betalen", exact=True).click()
+    await checkout.wait_for_url("**/betaling/klaar")
+
+    # Both pages update live: paid.
+    for page in (resident, clerk):
+        await page.locator("#betalingen").get_by_text("Uittreksel BRP", exact=False).wait_for()
+        await page.locator("#betalingen li[data-status=paid]").wait_for(timeout=15000)
+    assert await resident.get_by_role("link", name="Nu betalen", exact=False).count() == 0
+    async with store.sessions() as session:
+        payment = (await session.execute(select(Payment))).scalar_one()
+    assert (payment.status, payment.amount_cents) == ("paid", 1250)
+    assert problems == []
