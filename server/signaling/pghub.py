@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from server.signaling.hub import Envelope, MemoryHub, encode
+from server.signaling.hub import DirectSend, Envelope, MemoryHub, encode
 
 __all__ = ["CHANNEL", "PostgresHub"]
 
@@ -74,8 +74,11 @@ class PostgresHub:
                 await self._sender.execute("SELECT pg_notify($1, $2)", CHANNEL, piece)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, call: str) -> AsyncIterator[asyncio.Queue[Envelope]]:
-        async with self._local.subscribe(call) as queue:
+    async def subscribe(
+        self, call: str, participant: str, *, direct: DirectSend | None = None
+    ) -> AsyncIterator[asyncio.Queue[Envelope]]:
+        # Envelopes arrive from the LISTEN callback, outside any task: always queued.
+        async with self._local.subscribe(call, participant) as queue:
             yield queue
 
     def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:

@@ -32,7 +32,7 @@ from server.middlewares import error_response
 from server.ratelimit import RateLimiter
 from server.security import principal_of
 from server.signaling import protocol as p
-from server.signaling.hub import Envelope, SignalingHub
+from server.signaling.hub import DirectSend, Envelope, SignalingHub, encoded
 from server.signaling.turn import ice_servers
 
 __all__ = ["HUB", "OPEN_SOCKETS", "call_socket", "close_open_sockets", "notify_call"]
@@ -61,6 +61,7 @@ class Participant:
     dossier_id: uuid.UUID
     admitted: bool
     peers: dict[str, str] = field(default_factory=dict)  # participant id -> role
+    delivering: bool = False  # _deliver holds an envelope it has not finished sending
 
 
 def _role(principal: Principal | None, department: uuid.UUID, appointment: uuid.UUID) -> str | None:
@@ -114,7 +115,7 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
     )
     hub = request.app[HUB]
     call = str(dossier_id)
-    async with hub.subscribe(call) as inbox:
+    async with hub.subscribe(call, me.id, direct=_direct(request, socket, me)) as inbox:
         pump = asyncio.create_task(_deliver(request, socket, me, inbox))
         try:
             await socket.send_json({"type": "hello", "you": me.id, "role": role, "state": state})
@@ -168,6 +169,31 @@ async def _send_admitted(
     await socket.send_json({"type": "admitted", "ice_servers": servers})
 
 
+_RELAYED = frozenset({"offer", "answer", "ice"})
+# Past this much unsent output a socket is slow: its envelopes wait in its queue (which drops
+# the oldest when full) instead of holding up the sender.
+_SLOW_SOCKET_BYTES = 64 * 1024
+
+
+def _direct(request: web.Request, socket: web.WebSocketResponse, me: Participant) -> DirectSend:
+    """Send relayed offers, answers and candidates at once, in the sender's task, when that
+    cannot overtake anything queued; everything else goes through `_deliver`."""
+
+    async def send(envelope: Envelope) -> bool:
+        if envelope["message"]["type"] not in _RELAYED or me.delivering:
+            return False
+        if not me.admitted:
+            return True  # nothing reaches a participant still in the waiting room
+        transport = request.transport
+        if transport is None or transport.get_write_buffer_size() > _SLOW_SOCKET_BYTES:
+            return False
+        with contextlib.suppress(ConnectionError, RuntimeError):  # closing: the peer retries
+            await socket.send_str(encoded(envelope))
+        return True
+
+    return send
+
+
 async def _deliver(
     request: web.Request,
     socket: web.WebSocketResponse,
@@ -176,7 +202,9 @@ async def _deliver(
 ) -> None:
     """Envelopes of the call that concern this participant, onto its socket."""
     while True:
+        me.delivering = False
         envelope = await inbox.get()
+        me.delivering = True
         sender, target, message = envelope["from"], envelope.get("to"), envelope["message"]
         if sender == me.id or (target is not None and target != me.id):
             continue
@@ -206,7 +234,7 @@ async def _deliver(
             continue  # nothing reaches a participant still in the waiting room
         elif kind in _CONTENT_NOTICES and (me.role == "guest" or not me.admitted):
             continue
-        await socket.send_json(message)
+        await socket.send_str(encoded(envelope))
 
 
 async def _receive(
@@ -230,7 +258,7 @@ async def _receive(
             if isinstance(message, p.Leave):
                 await socket.close(code=WSCloseCode.OK, message=b"left")
                 return
-            await _handle(request, socket, me, hub, call, message)
+            await _handle(request, socket, me, hub, call, message, frame.data)
         except p.ProtocolError as exc:
             await _error(socket, exc.code, str(exc))
         except DossierError as exc:
@@ -251,6 +279,7 @@ async def _handle(
     hub: SignalingHub,
     call: str,
     message: Any,
+    raw: str,
 ) -> None:
     store = request.app[DOSSIER_STORE]
     actor = me.principal.actor
@@ -283,10 +312,14 @@ async def _handle(
             raise p.ProtocolError("not_admitted", "wait until the clerk lets you in")
         if message.to not in me.peers:
             raise p.ProtocolError("unknown_participant", "no such participant in this call")
-        relayed = message.model_dump()
-        relayed.pop("to")
-        relayed["from"] = me.id
-        await hub.publish(call, {"from": me.id, "to": message.to, "message": relayed})
+        relayed: dict[str, Any] = {"type": message.type, "to": message.to, "from": me.id}
+        if isinstance(message, p.Ice):
+            relayed["candidate"] = message.candidate
+        else:
+            relayed["sdp"] = message.sdp
+        # `text` is what the addressee's socket gets; `message` travels between processes.
+        text = p.relayed_text(raw, me.id)
+        await hub.publish(call, {"from": me.id, "to": message.to, "message": relayed, "text": text})
     elif isinstance(message, p.Chat):
         if not me.admitted:
             raise p.ProtocolError("not_admitted", "chat opens when the call begins")

@@ -124,7 +124,12 @@ async def test_waiting_room_admission_relay_chat_and_end(client, call, store, cl
 
     await resident.send_json({"type": "offer", "to": clerk_hello["you"], "sdp": "v=0 offer"})
     offer = await expect(clerk, "offer")
-    assert offer == {"type": "offer", "sdp": "v=0 offer", "from": hello["you"]}
+    assert offer == {
+        "type": "offer",
+        "sdp": "v=0 offer",
+        "from": hello["you"],
+        "to": clerk_hello["you"],
+    }
     await clerk.send_json({"type": "answer", "to": hello["you"], "sdp": "v=0 answer"})
     assert (await expect(resident, "answer"))["sdp"] == "v=0 answer"
     candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0"}
