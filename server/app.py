@@ -50,12 +50,18 @@ from server.signaling.hub import MemoryHub
 from server.signaling.pghub import PostgresHub
 from server.signaling.room import HUB, OPEN_SOCKETS, call_socket, close_open_sockets
 
-__all__ = ["create_app"]
+__all__ = ["LINGERING_SECONDS", "MAX_JSON_BODY", "create_app"]
 
 log = logging.getLogger(__name__)
 
-# Requests that carry JSON are small; document uploads (issue 5) stream past this limit.
+# Requests that carry JSON are small; document uploads stream past this limit.
 MAX_JSON_BODY = 64 * 1024
+# How the HTTP server runs (`balie serve`, the demo, the tests). After refusing a request
+# early (an upload past its size limit), aiohttp reads and discards what the client still
+# sends, so that the client gets to read the refusal instead of a connection reset. Its
+# default of 10 s lets one refused upload cost gigabytes of reading; 2 s is enough for a
+# client to notice the answer.
+LINGERING_SECONDS = 2.0
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:

@@ -139,6 +139,7 @@ async def _call_page(
         "history": history,
         "documents": documents,
         "payments": payments,
+        "max_document_bytes": settings.document_max_bytes,
         "texts": script_texts(language(request)),
     }
     return page(

@@ -43,7 +43,7 @@ from identity.pseudonym import bsn_pseudonym
 from identity.roles import STAFF_ROLES
 from retention import errors as retention_errors
 from retention.audit import Actor, ChainReport, verify_chain
-from server.app import create_app
+from server.app import LINGERING_SECONDS, create_app
 from server.demo import DEMO_CLERK, seed_demo
 from server.migrate import current_revision, head_revision, upgrade_to_head
 from server.resources import make_store, open_engine
@@ -124,7 +124,12 @@ def serve(host: str | None, port: int | None) -> None:
     settings = _settings()
     app = create_app(settings)
     app.on_startup.append(_settle_garbage_collector)
-    web.run_app(app, host=host or settings.host, port=port or settings.port)
+    web.run_app(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        lingering_time=LINGERING_SECONDS,
+    )
 
 
 async def _settle_garbage_collector(app: web.Application) -> None:
@@ -172,6 +177,7 @@ def demo(host: str | None, port: int | None) -> None:
         host=settings.host,
         port=settings.port,
         print=lambda text: click.echo(text),
+        lingering_time=LINGERING_SECONDS,
     )
 
 

@@ -5,8 +5,10 @@
     GET  /api/dossiers/{dossier_id}/documents/{document_id}  download (attachment)
 
 An upload streams through `dossier.uploads.accept_upload`: past the size limit the answer is
-413 at once and the rest of the body is not read. When a document is stored, everyone in the
-call (but the interpreter) is told over signaling and sees it appear.
+413 at once and the handler reads no further. (aiohttp then drains what the client still
+sends, so that the client can read the 413, for at most `server.app.LINGERING_SECONDS`.)
+When a document is stored, everyone in the call (but the interpreter) is told over signaling
+and sees it appear.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, hdrs, web
 
 from dossier.documents import DocumentInfo, list_documents, open_document
+from dossier.errors import DocumentTooLarge
 from dossier.inspection import ClamdScanner
 from dossier.uploads import UploadRules, accept_upload
 from identity.authz import Action
@@ -72,15 +75,14 @@ async def upload(request: web.Request) -> web.Response:
     rules = request.app[UPLOAD_RULES]
     length = request.content_length
     if length is not None and length > rules.max_bytes + MULTIPART_OVERHEAD:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=rules.max_bytes,
-            actual_size=length,
-            text=f"document is larger than the limit of {rules.max_bytes} bytes",
-        )
+        raise DocumentTooLarge(f"document is larger than the limit of {rules.max_bytes} bytes")
     if not request.content_type.startswith("multipart/"):
         raise web.HTTPUnsupportedMediaType(text="send the file as multipart/form-data")
-    reader = await request.multipart()
-    part = await reader.next()
+    try:
+        reader = await request.multipart()
+        part = await reader.next()
+    except ValueError as exc:  # aiohttp's word for broken multipart framing
+        raise web.HTTPBadRequest(text=f"the multipart body cannot be read: {exc}") from None
     if not isinstance(part, BodyPartReader) or part.name != "file" or not part.filename:
         raise web.HTTPUnprocessableEntity(text="the first part must be the file, named 'file'")
 

@@ -134,6 +134,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "js.docs.sent": ("Het bestand is verstuurd.", "The file has been sent."),
     "js.docs.new": ("Nieuw document:", "New document:"),
     "js.docs.failed": ("Het bestand is niet verstuurd:", "The file was not sent:"),
+    "js.docs.too_large": (
+        "het bestand is te groot. Het mag hoogstens zijn:",
+        "the file is too large. The most it may be is",
+    ),
     "js.docs.download": ("Downloaden", "Download"),
     "js.docs.by": ("van", "from"),
     "js.pay.status.created": ("wordt klaargezet", "being prepared"),

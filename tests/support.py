@@ -15,7 +15,7 @@ from dossier.db import ManualClock
 from dossier.store import DossierStore
 from identity.invitations import create_invitation
 from retention.audit import Actor
-from server.app import create_app
+from server.app import LINGERING_SECONDS, create_app
 from server.settings import Settings
 
 CLERK = Actor("clerk", "emp-1001")
@@ -74,7 +74,7 @@ async def serving(settings: Settings, clock: ManualClock) -> AsyncIterator[tuple
     """The real app on a free loopback port: (base URL, public origin it believes it has)."""
     port = free_port()
     configured = settings.model_copy(update={"port": port})
-    runner = web.AppRunner(create_app(configured, clock=clock))
+    runner = web.AppRunner(create_app(configured, clock=clock), lingering_time=LINGERING_SECONDS)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:

@@ -41,6 +41,11 @@ function addDocument(doc, announce) {
 }
 
 function send(file) {
+  if (file.size > config.max_document_bytes) {
+    // Checked here as well, so a large file is not sent only to be refused.
+    say(`${T["docs.failed"]} ${T["docs.too_large"]} ${humanSize(config.max_document_bytes)}`);
+    return;
+  }
   const progress = $("upload-voortgang");
   const data = new FormData();
   data.append("file", file, file.name);
