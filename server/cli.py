@@ -43,6 +43,7 @@ from identity.pseudonym import bsn_pseudonym
 from identity.roles import STAFF_ROLES
 from retention import errors as retention_errors
 from retention.audit import Actor, ChainReport, verify_chain
+from retention.policy import load_policy
 from server.app import LINGERING_SECONDS, create_app
 from server.demo import DEMO_CLERK, seed_demo
 from server.migrate import current_revision, head_revision, upgrade_to_head
@@ -159,6 +160,7 @@ def demo(host: str | None, port: int | None) -> None:
             actor=Actor.system("demo"),
             public_origin=res.settings.public_origin,
             secret_key=res.settings.secret_key.get_secret_value().encode(),
+            policy=load_policy(res.settings.policy_file),
         ),
         settings=settings,
     )

@@ -1,4 +1,4 @@
-"""Sample data for `make demo`: one department, three service types, appointments today."""
+"""Sample data for `make demo`: one department, the policy's service types, appointments today."""
 
 from __future__ import annotations
 
@@ -14,20 +14,23 @@ from identity.accounts import add_local_account
 from identity.invitations import create_invitation
 from identity.models import StaffAccount
 from retention.audit import Actor
+from retention.policy import Policy
 
 __all__ = ["seed_demo"]
 
 DEMO_CLERK = "medewerker"
-SERVICES = (
-    # code, label, level of assurance, archive mode, selectielijst, needs the BSN
-    ("geboorteaangifte", "Geboorteaangifte", "substantieel", "export_required", "7", True),
-    ("verhuizing", "Verhuizing doorgeven", "midden", "export_optional", "7", True),
-    ("informatie", "Vraag aan de gemeente", "basis", "none", "", False),
-)
+# One appointment each: a birth registration (DigiD substantieel, the BSN sealed in), an
+# extract with a fee to pay, and a plain question (DigiD basis).
+DEMO_APPOINTMENTS = ("geboorteaangifte", "uittreksel_brp", "informatie")
 
 
 async def seed_demo(
-    store: DossierStore, *, actor: Actor, public_origin: str, secret_key: bytes
+    store: DossierStore,
+    *,
+    actor: Actor,
+    public_origin: str,
+    secret_key: bytes,
+    policy: Policy,
 ) -> list[str]:
     """Create the demo's reference data and, if none exist, three appointments from now on.
 
@@ -36,21 +39,22 @@ async def seed_demo(
     """
     async with store.sessions() as session, session.begin():
         await ensure_department(session, code="burgerzaken", name="Burgerzaken")
-        for code, label, loa, archive, selectielijst, needs_bsn in SERVICES:
+        for rule in policy.services.values():
             await ensure_service_type(
                 session,
-                code=code,
-                label=label,
-                level_of_assurance=loa,
-                archive_mode=archive,
-                selectielijst=selectielijst,
-                needs_bsn=needs_bsn,
+                code=rule.code,
+                label=rule.label,
+                level_of_assurance=rule.level_of_assurance,
+                retention_days=rule.max_days,
+                archive_mode=rule.archive,
+                selectielijst=rule.selectielijst or "",
+                needs_bsn=rule.needs_bsn,
             )
         now = await store.clock.now(session)
         have_any = (await session.execute(select(col(Dossier.id)).limit(1))).first() is not None
     if not have_any:
         start = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=15)
-        for offset, (code, *_rest) in enumerate(SERVICES):
+        for offset, code in enumerate(c for c in DEMO_APPOINTMENTS if c in policy.services):
             starts_at = start + dt.timedelta(minutes=30 * offset)
             await create_appointment(
                 store,
