@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from aiohttp import web
 from sqlalchemy import text
 
 from dossier.errors import DossierError
+from dossier.inspection import ClamdScanner, ScanFailed
 from identity.providers import check_all
 from server.appkeys import DOSSIER_STORE, ENGINE, IDENTITY_PROVIDERS
 from server.digid_routes import DIGID
+from server.document_routes import UPLOAD_RULES
 from server.migrate import current_revision, head_revision
+from server.payment_routes import PAYMENTS
 
 __all__ = ["add_routes"]
 
@@ -55,6 +59,18 @@ async def readyz(request: web.Request) -> web.Response:
     providers = request.app[IDENTITY_PROVIDERS]
     for provider_id, verdict in (await check_all(providers)).items():
         checks[f"identity:{provider_id}"] = verdict
+    if PAYMENTS in request.app:
+        payments = request.app[PAYMENTS]
+        for provider_id, verdict in (await payments.readiness(now=time.monotonic())).items():
+            checks[f"payments:{provider_id}"] = verdict
+    scanner = request.app[UPLOAD_RULES].scanner
+    if isinstance(scanner, ClamdScanner):
+        # Uploads fail closed without the scanner: not ready to take them.
+        try:
+            await scanner.ping()
+            checks["virus_scanner"] = "ok"
+        except ScanFailed as exc:
+            checks["virus_scanner"] = str(exc)
     ready = all(v == "ok" for k, v in checks.items() if k != "current_kek")
     return web.json_response(
         {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
@@ -31,6 +31,7 @@ from dossier.payments import (
     PaymentInfo,
     PaymentProvider,
     apply_provider_update,
+    check_all,
     demo_checkout,
     demo_decide,
     list_payments,
@@ -66,6 +67,19 @@ class PaymentWiring:
 
     providers: Mapping[str, PaymentProvider]
     active: str | None
+    # /readyz asks the providers at most every few minutes: each check is a call to Mollie.
+    checked: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    async def readiness(self, *, now: float, ttl: float = 300.0) -> dict[str, str]:
+        """Per provider id: "ok" or what `check_config` said, cached for `ttl` seconds."""
+        stale = [
+            provider
+            for provider_id, provider in self.providers.items()
+            if provider_id not in self.checked or now - self.checked[provider_id][0] > ttl
+        ]
+        for provider_id, verdict in (await check_all(stale)).items():
+            self.checked[provider_id] = (now, verdict)
+        return {provider_id: self.checked[provider_id][1] for provider_id in self.providers}
 
 
 PAYMENTS = web.AppKey("payments", PaymentWiring)
