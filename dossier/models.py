@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import CheckConstraint, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from dossier.db import UTCDateTime
@@ -195,6 +195,11 @@ class Tombstone(SQLModel, table=True):
     export_reference: str | None = Field(default=None, sa_type=String(256))
     destruction_batch: str | None = Field(default=None, sa_type=String(64))
     removed_by: str = Field(sa_type=String(128))
+    # For an export: the target, what it confirmed (JSON: references such as document URLs)
+    # and the SHA-256 of the manifest handed over.
+    export_target: str | None = Field(default=None, sa_type=String(32))
+    export_references: str | None = Field(default=None, sa_type=Text)
+    export_manifest_sha256: str | None = Field(default=None, sa_type=String(64))
 
 
 # Payments (dossier.payments). Statuses are stored as text; `dossier.payments.states` holds
@@ -293,3 +298,39 @@ class DemoCheckout(SQLModel, table=True):
     webhook_url: str = Field(sa_type=String(2048))
     created_at: dt.datetime = Field(sa_type=UTCDateTime)
     decided_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# Exports (dossier.export). A job outlives its dossier: after a successful export the dossier
+# is shredded, and the job still says what was handed over, where, and by whom.
+
+
+class ExportJob(SQLModel, table=True):
+    __tablename__ = "export_jobs"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    dossier_id: uuid.UUID = Field(index=True)  # no foreign key: the dossier goes, the job stays
+    department_id: uuid.UUID = Field(index=True)
+    target: str = Field(sa_type=String(32))
+    options: str = Field(sa_type=Text, default="{}")  # JSON, e.g. {"zaak": "..."}
+    state: str = Field(sa_type=String(16), index=True)  # queued, running, failed, done
+    progress: float = 0.0
+    progress_text: str = Field(sa_type=String(200), default="")
+    error: str | None = Field(default=None, sa_type=String(500))
+    attempts: int = 0
+    requested_by: str = Field(sa_type=String(128))
+    created_at: dt.datetime = Field(sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime)
+    finished_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    references: str | None = Field(default=None, sa_type=Text)  # JSON
+    manifest_sha256: str | None = Field(default=None, sa_type=String(64))
+
+
+class ExportStep(SQLModel, table=True):
+    """A step an exporter finished; a retry skips it (the exporter's idempotency)."""
+
+    __tablename__ = "export_steps"
+
+    export_id: uuid.UUID = Field(foreign_key="export_jobs.id", primary_key=True)
+    key: str = Field(sa_type=String(200), primary_key=True)
+    result: str = Field(sa_type=Text)  # JSON
+    recorded_at: dt.datetime = Field(sa_type=UTCDateTime)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
@@ -41,9 +42,18 @@ from dossier.models import (
 from dossier.store import DossierStore
 from retention.audit import Actor
 
-__all__ = ["destroy_dossier", "finish_interrupted_destructions"]
+__all__ = ["ExportRecord", "destroy_dossier", "finish_interrupted_destructions"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRecord:
+    """What the tombstone of an exported dossier says of the export."""
+
+    target: str
+    references_json: str
+    manifest_sha256: str | None
 
 
 async def destroy_dossier(
@@ -54,6 +64,7 @@ async def destroy_dossier(
     outcome: TombstoneOutcome,
     export_reference: str | None = None,
     destruction_batch: str | None = None,
+    export: ExportRecord | None = None,
 ) -> Tombstone:
     """Crypto-shred the dossier and leave its tombstone; returns the tombstone.
 
@@ -134,6 +145,9 @@ async def destroy_dossier(
                 export_reference=export_reference,
                 destruction_batch=destruction_batch,
                 removed_by=str(actor),
+                export_target=export.target if export else None,
+                export_references=export.references_json if export else None,
+                export_manifest_sha256=export.manifest_sha256 if export else None,
             )
             # The demo provider's checkouts live in this database too and name the payment.
             payments = select(col(Payment.id)).where(col(Payment.dossier_id) == dossier_id)

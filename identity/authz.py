@@ -26,6 +26,7 @@ class Action(enum.StrEnum):
     READ_METADATA = "read_metadata"  # retention dates and states, no content
     ADD_DOCUMENT = "add_document"  # upload into the dossier during the call
     REQUEST_PAYMENT = "request_payment"  # the clerk asks the resident to pay a fee
+    EXPORT = "export"  # hand the dossier over to the record system (then it is shredded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ _STAFF_ONLY_OWN_DEPARTMENT = {
     Action.READ_METADATA,
     Action.ADD_DOCUMENT,
     Action.REQUEST_PAYMENT,
+    Action.EXPORT,
 }
 # What a resident may do, and only in their own appointment's dossier.
 _RESIDENT = {Action.READ_CONTENT, Action.ADD_DOCUMENT}

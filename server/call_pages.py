@@ -39,7 +39,7 @@ from identity.authz import Action, Target
 from identity.sessions import Principal, end_session
 from server.appkeys import CLOCK, DOSSIER_STORE, POLICY, SETTINGS
 from server.document_routes import document_json
-from server.pages import language, message_page, page
+from server.pages import json_for_script, language, message_page, page
 from server.payment_routes import payment_json
 from server.requests import refused
 from server.security import principal_of, session_cookie
@@ -64,14 +64,6 @@ def add_routes(router: web.UrlDispatcher) -> None:
 def euros(cents: int) -> str:
     """An amount as Dutch people write it: € 15,00."""
     return f"€ {cents // 100},{cents % 100:02d}"
-
-
-def json_for_script(value: object) -> str:
-    """JSON safe inside <script type="application/json">: with no `<`, `>` or `&` left,
-    chat text can neither close the element nor open the `<!--<script` state that would
-    swallow the rest of the page."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _id(request: web.Request, name: str) -> uuid.UUID | None:
@@ -151,6 +143,7 @@ async def _call_page(
         starts_iso=appointment.starts_at.isoformat(),
         starts_text=_local(appointment.starts_at),
         config=json_for_script(config),
+        dossier_id=str(dossier_id),
         fees=fees,
     )
 
@@ -295,6 +288,7 @@ async def console_page(request: web.Request) -> web.Response:
             "state": item.state,
             "state_text": t[f"state.{item.state}"],
             "open": item.state not in _OVER,
+            "exportable": item.state == DossierState.ENDED,
         }
         for item in items
     ]

@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     policy_file: Path = Field(
         default=Path(__file__).resolve().parent.parent / "deploy" / "policy.example.toml"
     )
+    # Export: packages are written here (default: data_dir/exports) and kept for the clerk
+    # to download for this many hours; the ZGW target is used when its URLs are set.
+    export_dir: Path | None = None
+    export_package_hours: float = Field(default=24.0, gt=0, le=24 * 14)
+    zgw_documenten_url: str = ""
+    zgw_zaken_url: str = ""
+    zgw_client_id: str = ""
+    zgw_secret: SecretStr = SecretStr("")
+    zgw_informatieobjecttype: str = ""
+    zgw_bronorganisatie: str = ""
     migrate_on_start: bool = True
 
     @property
@@ -109,6 +119,10 @@ class Settings(BaseSettings):
     @property
     def resolved_payment_provider(self) -> str | None:
         return self.payment_provider or ("demo" if self.is_development else None)
+
+    @property
+    def resolved_export_dir(self) -> Path:
+        return self.export_dir or self.data_dir / "exports"
 
     @property
     def resolved_key_dir(self) -> Path:

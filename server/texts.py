@@ -130,6 +130,47 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Sign in with the municipality's account",
     ),
     "login.limited": ("Te vaak geprobeerd. Wacht een minuut.", "Too many attempts. Wait a minute."),
+    # Export (clerk)
+    "export.title": ("Dossier exporteren", "Export the dossier"),
+    "export.job.title": ("Export", "Export"),
+    "export.intro": (
+        "Na het exporteren staat het dossier in het zaaksysteem of archief. Balie vernietigt dan meteen zijn eigen kopie.",
+        "After the export the dossier is in the records system or archive, and Balie destroys its own copy at once.",
+    ),
+    "export.target": ("Waarheen?", "Where to?"),
+    "export.target.package": (
+        "Pakket om te downloaden (ZIP met MDTO, ondertekend)",
+        "Package to download (ZIP with MDTO, signed)",
+    ),
+    "export.target.zgw": ("Zaaksysteem (ZGW API's)", "Case system (ZGW APIs)"),
+    "export.zaak": (
+        "Zaak (identificatie of URL, alleen voor het zaaksysteem)",
+        "Case (identification or URL, case system only)",
+    ),
+    "export.start": ("Exporteren", "Export"),
+    "export.not_ended": (
+        "Dit gesprek is nog niet afgelopen. Exporteren kan pas na het gesprek.",
+        "This conversation has not ended. You can export after it.",
+    ),
+    "export.progress": ("Voortgang", "Progress"),
+    "export.download": ("Pakket downloaden", "Download the package"),
+    "export.retry": ("Opnieuw proberen", "Try again"),
+    "export.back": ("Terug naar de afspraken", "Back to the appointments"),
+    "export.state.queued": ("Wacht op zijn beurt", "Waiting"),
+    "export.state.running": ("Bezig", "Running"),
+    "export.state.failed": (
+        "Mislukt: er is niets vernietigd. U kunt het opnieuw proberen.",
+        "Failed: nothing was destroyed. You can try again.",
+    ),
+    "export.state.done": (
+        "Klaar: het dossier is overgedragen en de kopie in Balie is vernietigd.",
+        "Done: the dossier was handed over and Balie's copy destroyed.",
+    ),
+    "staff.export": ("Exporteren", "Export"),
+    "call.after": (
+        "Het gesprek is afgelopen. Exporteer nu het dossier.",
+        "The conversation has ended. Export the dossier now.",
+    ),
     # What the call page's scripts say (handed over as JSON)
     "js.docs.sent": ("Het bestand is verstuurd.", "The file has been sent."),
     "js.docs.new": ("Nieuw document:", "New document:"),

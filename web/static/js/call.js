@@ -220,6 +220,7 @@ function showRemote(id, theirRole, stream) {
 
 function finish(text) {
   over = true;
+  if ($("na-afloop")) $("na-afloop").hidden = false; // the clerk's way on: export
   echo.stop();
   signaling.close();
   mesh.closeAll();
