@@ -29,6 +29,15 @@ from dossier.chat import ChatEntry, append_chat_message, list_chat_messages
 from dossier.crypto.keyring import kek_id_for
 from dossier.db import DatabaseClock
 from dossier.documents import DocumentInfo, list_documents, open_document, store_document
+from dossier.export.errors import ExportConfigError, PackageInvalid
+from dossier.export.signing import (
+    export_key_path,
+    key_fingerprint,
+    load_export_key,
+    load_public_key_pem,
+    public_key_pem,
+)
+from dossier.export.verify import verify_package
 from dossier.models import DataKey, Tombstone, TombstoneOutcome
 from dossier.shredding import destroy_dossier
 from dossier.store import DossierStore
@@ -235,11 +244,43 @@ def keys_status() -> None:
             lines.append(f"error: keys in use but missing from the keyring: {', '.join(missing)}")
         return lines
 
-    lines = _run(work)
+    settings = _settings()
+    lines = _run(work, settings=settings) + _export_key_lines(settings)
     for line in lines:
         click.echo(line)
     if any(line.startswith("error:") for line in lines):
         sys.exit(1)
+
+
+def _export_key_lines(settings: Settings) -> list[str]:
+    """The export signing key's public half and fingerprint, for archives to verify packages.
+
+    Made on demand in dev/test like the KEKs; in production a missing key is an error line.
+    """
+    path = export_key_path(settings.resolved_key_dir)
+    try:
+        key = load_export_key(settings.resolved_key_dir, create=settings.is_development)
+    except ExportConfigError as exc:
+        return [f"export signing key: {path} (missing or unusable)", f"error: {exc}"]
+    return [
+        f"export signing key: {path} (present)",
+        f"export public key fingerprint (SHA-256): {key_fingerprint(key.public_key())}",
+        *public_key_pem(key).splitlines(),
+    ]
+
+
+@keys.command("create-export-key")
+def keys_create_export_key() -> None:
+    """Create the export signing key unless it exists (in production, before the first export)."""
+    settings = _settings()
+    path = export_key_path(settings.resolved_key_dir)
+    existed = path.exists()
+    try:
+        key = load_export_key(settings.resolved_key_dir, create=True)
+    except ExportConfigError as exc:
+        raise click.ClickException(f"{exc.code}: {exc}") from None
+    click.echo(f"{path}: {'exists' if existed else 'created'}")
+    click.echo(f"export public key fingerprint (SHA-256): {key_fingerprint(key.public_key())}")
 
 
 @keys.command("create")
@@ -259,6 +300,43 @@ def keys_create(month: str | None) -> None:
 
     for line in _run(work):
         click.echo(line)
+
+
+@main.group("export")
+def export_group() -> None:
+    """Export packages (DESIGN section 6)."""
+
+
+@export_group.command("verify")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    "public_key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM file of the signer's public key (default: this installation's export key).",
+)
+def export_verify(package: Path, public_key_file: Path | None) -> None:
+    """Check a package's signature, checksums, MDTO metadata and completeness (exit 1 if bad)."""
+    try:
+        if public_key_file is not None:
+            public_key = load_public_key_pem(
+                public_key_file.read_bytes(), source=str(public_key_file)
+            )
+        else:
+            # Never created here: a key made now cannot have signed the package.
+            settings = _settings()
+            public_key = load_export_key(settings.resolved_key_dir, create=False).public_key()
+    except ExportConfigError as exc:
+        raise click.ClickException(f"{exc.code}: {exc}") from None
+    try:
+        report = verify_package(package, public_key)
+    except PackageInvalid as exc:
+        click.echo(f"package INVALID: {package.name}, {len(exc.problems)} problem(s):", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"package OK: {report.files} files, signed by {report.signer}")
 
 
 @main.group()
