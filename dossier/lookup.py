@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dossier.errors import DossierDestroyed, DossierNotFound
-from dossier.models import Dossier, DossierState, Tombstone
+from dossier.models import Dossier, DossierState, Tombstone, TombstoneOutcome
 from dossier.store import DossierStore
 from retention.audit import Actor, record_event
 
@@ -22,8 +22,14 @@ async def get_dossier(session: AsyncSession, dossier_id: uuid.UUID) -> Dossier:
     dossier = await session.get(Dossier, dossier_id)
     if dossier is not None:
         return dossier
-    if await session.get(Tombstone, dossier_id) is not None:
-        raise DossierDestroyed(f"dossier {dossier_id} has been destroyed or exported")
+    tombstone = await session.get(Tombstone, dossier_id)
+    if tombstone is not None:
+        when = f"{tombstone.removed_at:%Y-%m-%d %H:%M} UTC"
+        if tombstone.outcome == TombstoneOutcome.EXPORTED:
+            where = tombstone.export_target or "the record system"
+            raise DossierDestroyed(f"dossier {dossier_id} was exported ({where}, {when}); "
+                                   "only its tombstone remains here")  # fmt: skip
+        raise DossierDestroyed(f"dossier {dossier_id} was destroyed ({when})")
     raise DossierNotFound(f"no dossier with id {dossier_id}")
 
 

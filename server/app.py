@@ -16,6 +16,7 @@ from server import (
     call_pages,
     digid_routes,
     document_routes,
+    export_routes,
     health,
     oidc_routes,
     payment_routes,
@@ -35,6 +36,7 @@ from server.appkeys import (
 from server.digid_routes import DIGID
 from server.digid_setup import mount_digid, mount_test_digid
 from server.document_routes import UPLOAD_LIMITER, UPLOAD_RULES, upload_rules
+from server.export_routes import export_context
 from server.middlewares import error_middleware
 from server.migrate import current_revision, head_revision, upgrade_to_head
 from server.oidc_routes import oidc_client_context
@@ -95,11 +97,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[UPLOAD_LIMITER] = RateLimiter(per_minute=20, burst=5)
     document_routes.add_routes(app.router)
     app.cleanup_ctx.append(payments_context)
+    app.cleanup_ctx.append(export_context)
     app.cleanup_ctx.append(scheduler_context)
     # Webhooks come from the provider's servers: generous, but a flood of forged ids (each
     # one audited) is cut off.
     app[WEBHOOK_LIMITER] = RateLimiter(per_minute=600, burst=100)
     payment_routes.add_routes(app.router)
+    export_routes.add_routes(app.router)
     static.add_routes(app.router)
     if settings.oidc_issuer:
         app.cleanup_ctx.append(oidc_client_context)

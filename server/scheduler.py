@@ -19,9 +19,10 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from dossier.db import wall_clock
 from dossier.payments import reconcile_payments
 from server.appkeys import CLOCK, DOSSIER_STORE, SETTINGS
+from server.export_routes import resume_exports
 from server.payment_routes import PAYMENTS, notify_payment
 
-__all__ = ["SCHEDULER", "reconcile_job", "scheduler_context"]
+__all__ = ["SCHEDULER", "prune_packages", "reconcile_job", "scheduler_context"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,24 @@ async def reconcile_job(app: web.Application) -> int:
     if changed:
         log.info("reconciled %d payments", len(changed))
     return len(changed)
+
+
+async def prune_packages(app: web.Application) -> int:
+    """Delete export packages older than BALIE_EXPORT_PACKAGE_HOURS: a package holds the
+    dossier's content in the clear, and the dossier itself is already shredded."""
+    settings = app[SETTINGS]
+    folder = settings.resolved_export_dir
+    if not folder.is_dir():
+        return 0
+    cutoff = wall_clock(app[CLOCK])().timestamp() - settings.export_package_hours * 3600
+    removed = 0
+    for path in folder.glob("*.zip"):
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("removed %d export packages past their time", removed)
+    return removed
 
 
 async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
@@ -73,6 +92,24 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
         max_instances=1,  # one run at a time; a slow provider delays, never doubles
         coalesce=True,
         misfire_grace_time=None,  # late is better than never
+    )
+    scheduler.add_job(
+        shielded(resume_exports),
+        IntervalTrigger(minutes=1),
+        id="resume_exports",
+        next_run_time=wall_clock(app[CLOCK])(),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.add_job(
+        shielded(prune_packages),
+        IntervalTrigger(minutes=30),
+        id="prune_packages",
+        next_run_time=wall_clock(app[CLOCK])(),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
     )
     scheduler.start()
     app[SCHEDULER] = scheduler

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import zipfile
 from pathlib import Path
 
 import pyotp
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from PIL import Image
 from pypdf import PdfWriter
 from sqlalchemy import select
 
 from dossier.chat import list_chat_messages
-from dossier.models import ChatMessage, Dossier, DossierState, Payment
+from dossier.export.verify import verify_package
+from dossier.models import ChatMessage, Dossier, DossierState, Payment, Tombstone
 from identity.accounts import add_local_account
 from server.app import create_app
 
@@ -367,4 +371,44 @@ async def test_documents_and_a_payment_during_the_call(
     async with store.sessions() as session:
         payment = (await session.execute(select(Payment))).scalar_one()
     assert (payment.status, payment.amount_cents) == ("paid", 1250)
+    assert problems == []
+
+
+async def test_clerk_ends_the_call_and_exports_a_package(
+    media_browser, served, store, clock, clerk_login, problems
+):
+    booked, resident, clerk = await in_call(
+        store, clock, media_browser, served, clerk_login, problems
+    )
+    await resident.get_by_label("Uw bericht").fill(CHAT)
+    await resident.keyboard.press("Enter")
+    await clerk.locator("#chat-log").get_by_text(CHAT).wait_for()
+    await share(clerk, "Formulier.pdf", "application/pdf", a_pdf())
+    await resident.locator("#documenten").get_by_role("link", name="Formulier.pdf").wait_for()
+
+    await clerk.get_by_role("button", name="Gesprek beëindigen").click()
+    await clerk.get_by_role("link", name="Exporteer nu het dossier", exact=False).click()
+    await clerk.wait_for_url("**/balie/export/nieuw/**")
+    await assert_accessible(clerk)
+    await clerk.get_by_label("Pakket om te downloaden", exact=False).check()
+    await clerk.get_by_role("button", name="Exporteren").click()
+    download_link = clerk.get_by_role("link", name="Pakket downloaden")
+    await download_link.wait_for(timeout=30000)
+    await clerk.get_by_text("Klaar: het dossier is overgedragen", exact=False).wait_for()
+    await assert_accessible(clerk)
+    async with clerk.expect_download() as download_info:
+        await download_link.click()
+    package = Path(await (await download_info.value).path())
+    key = await (await clerk.request.get(f"{served}/api/export-key")).text()
+    verify_package(package, load_pem_public_key(key.encode()))
+    with zipfile.ZipFile(package) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["dossier"]["id"] == str(booked.dossier.id)
+
+    # The dossier's content is gone from Balie: read by the clerk, it answers 410.
+    gone = await clerk.request.get(f"{served}/api/dossiers/{booked.dossier.id}")
+    assert gone.status == 410
+    async with store.sessions() as session:
+        tombstone = await session.get(Tombstone, booked.dossier.id)
+    assert tombstone.outcome == "exported"
     assert problems == []
