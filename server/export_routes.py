@@ -27,6 +27,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from dossier.export.base import Exporter
+from dossier.export.errors import ExportConfigError
 from dossier.export.flow import (
     ExportJobInfo,
     claim_export,
@@ -60,6 +61,7 @@ class ExportWiring:
 
     exporters: dict[str, Exporter]
     public_key_pem: str
+    problem: str | None = None  # why exporting cannot work (for /readyz), e.g. no signing key
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
@@ -76,10 +78,18 @@ async def export_context(app: web.Application) -> AsyncIterator[None]:
     """The exporters (the package always; ZGW when configured), and at exit: wait a little
     for running exports, whose finished steps are kept anyway."""
     settings = app[SETTINGS]
-    key = load_export_key(settings.resolved_key_dir, create=settings.is_development)
-    exporters: dict[str, Exporter] = {
-        "package": PackageExporter(output_dir=settings.resolved_export_dir, signing_key=key)
-    }
+    exporters: dict[str, Exporter] = {}
+    problem, pem = None, ""
+    try:
+        key = load_export_key(settings.resolved_key_dir, create=settings.is_development)
+    except ExportConfigError as exc:
+        # Serve anyway, like a missing KEK: /readyz says what to do, nothing else stops.
+        problem = str(exc)
+    else:
+        exporters["package"] = PackageExporter(
+            output_dir=settings.resolved_export_dir, signing_key=key
+        )
+        pem = public_key_pem(key)
     async with contextlib.AsyncExitStack() as stack:
         if settings.zgw_documenten_url:
             http = await stack.enter_async_context(aiohttp.ClientSession())
@@ -92,7 +102,7 @@ async def export_context(app: web.Application) -> AsyncIterator[None]:
                 informatieobjecttype=settings.zgw_informatieobjecttype,
                 bronorganisatie=settings.zgw_bronorganisatie,
             )
-        wiring = ExportWiring(exporters=exporters, public_key_pem=public_key_pem(key))
+        wiring = ExportWiring(exporters=exporters, public_key_pem=pem, problem=problem)
         app[EXPORTS] = wiring
         try:
             yield
@@ -235,6 +245,8 @@ async def package(request: web.Request) -> web.StreamResponse:
 
 async def export_key(request: web.Request) -> web.Response:
     """GET /api/export-key: the Ed25519 public key that signs every package's manifest."""
+    if not request.app[EXPORTS].public_key_pem:
+        raise web.HTTPServiceUnavailable(text="no export signing key is installed")
     return web.Response(text=request.app[EXPORTS].public_key_pem, content_type="text/plain")
 
 

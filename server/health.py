@@ -15,6 +15,7 @@ from identity.providers import check_all
 from server.appkeys import DOSSIER_STORE, ENGINE, IDENTITY_PROVIDERS
 from server.digid_routes import DIGID
 from server.document_routes import UPLOAD_RULES
+from server.export_routes import EXPORTS
 from server.migrate import current_revision, head_revision
 from server.payment_routes import PAYMENTS
 
@@ -63,6 +64,8 @@ async def readyz(request: web.Request) -> web.Response:
         payments = request.app[PAYMENTS]
         for provider_id, verdict in (await payments.readiness(now=time.monotonic())).items():
             checks[f"payments:{provider_id}"] = verdict
+    if EXPORTS in request.app:
+        checks["export_key"] = request.app[EXPORTS].problem or "ok"
     scanner = request.app[UPLOAD_RULES].scanner
     if isinstance(scanner, ClamdScanner):
         # Uploads fail closed without the scanner: not ready to take them.

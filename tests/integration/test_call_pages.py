@@ -363,14 +363,16 @@ async def test_sign_in_with_the_right_code_shows_todays_appointments(
     assert parts.hidden["csrf_token"] == row.csrf_token  # the sign-out form can post
 
 
-async def test_an_ended_appointment_is_listed_without_a_link(client, staff, clock, store):
+async def test_an_ended_appointment_links_to_its_export_not_to_the_call(
+    client, staff, clock, store
+):
     booked = await book(store, clock)
     await end_call(store, actor=CLERK, dossier_id=booked.dossier.id)
     anna = await staff_session(store, clock, staff["anna"])
     _, parts = await read_page(await client.get("/balie", headers=anna.cookie), 200)
     [row] = parts.rows
     assert row["cells"][2] == "Afgelopen"
-    assert row["links"] == []
+    assert row["links"] == [f"/balie/export/nieuw/{booked.dossier.id}"]
 
 
 async def test_signed_in_staff_skip_the_sign_in_form(client, staff, clock, store):

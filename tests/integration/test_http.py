@@ -58,6 +58,9 @@ async def test_readyz_503_without_the_months_key_in_production(aiohttp_client, s
     assert response.status == 503
     body = await response.json()
     assert "not in the keyring" in body["checks"]["keyring"]
+    # Nor the export signing key: exports wait until an operator installs it.
+    assert "export-signing.key" in body["checks"]["export_key"]
+    assert (await client.get("/api/export-key")).status == 503
     assert not (tmp_path / "empty-keyring").exists()  # production never mints keys itself
 
 
