@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dossier.export.base import ExportOutcome, Progress, StepLedger
 from dossier.export.content import ExportContent, ExportDocument
-from dossier.export.errors import ExportConfigError, ExportFailed
+from dossier.export.errors import ExportConfigError, ExportFailed, PackageInvalid
 from dossier.export.mdto import (
     INFORMATIEOBJECT_PATH,
     MDTO_VERSION,
@@ -111,8 +111,9 @@ class PackageExporter:
         steps: StepLedger,
         progress: Progress,
     ) -> ExportOutcome:
-        """Write the package unless the ledger records it and the file still has the recorded
-        SHA-256; return its name and the manifest's SHA-256. `options` are not used.
+        """Write the package unless the ledger records it and the file there still verifies
+        against the recorded manifest; return its name and the manifest's SHA-256. `options`
+        are not used.
 
         Raises ExportFailed if a document's stream is not as long as its recorded size, or
         the package cannot be written (nothing half-written is left behind); errors of the
@@ -121,12 +122,13 @@ class PackageExporter:
         name = package_file_name(content)
         target = self.output_dir / name
         done = await steps.done(STEP_WRITTEN)
-        # Recorded and still the very file that was recorded: nothing to do. A missing or
-        # changed file is rebuilt (the build is deterministic, so it comes out the same).
+        # Recorded and still the package that was recorded (its signed manifest and every
+        # member check out): nothing to do. A missing or changed file is rebuilt (the build
+        # is deterministic, so it comes out the same). Only a rerun pays for this read.
         if (
             done is not None
             and done.get("path") == name
-            and await asyncio.to_thread(_sha256_of, target) == done.get("sha256")
+            and await asyncio.to_thread(self._still_valid, target, done)
         ):
             await progress(1.0, f"Pakket {name} was al gemaakt")
             return _outcome(name, str(done["manifest_sha256"]))
@@ -134,20 +136,31 @@ class PackageExporter:
         tmp = self.output_dir / f".{name}.{secrets.token_hex(8)}.tmp"
         try:
             manifest_sha256 = await self._build(content, tmp, progress)
-            package_sha256 = await asyncio.to_thread(_sha256_of, tmp)
-            if package_sha256 is None:
-                raise OSError(f"{tmp} could not be read back")
+            size = (await asyncio.to_thread(tmp.stat)).st_size
             await asyncio.to_thread(os.replace, tmp, target)
             await asyncio.to_thread(fsync_dir, self.output_dir)
         except OSError as exc:
             raise ExportFailed(f"{target}: cannot write the package ({exc})") from exc
         finally:
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
-        result = {"path": name, "sha256": package_sha256, "manifest_sha256": manifest_sha256}
+        result = {"path": name, "size": size, "manifest_sha256": manifest_sha256}
         if done != result:
             await steps.record(STEP_WRITTEN, result)
         await progress(1.0, f"Pakket {name} is klaar")
         return _outcome(name, manifest_sha256)
+
+    def _still_valid(self, target: Path, done: Mapping[str, Any]) -> bool:
+        """Whether `target` is the recorded package: its manifest has the recorded SHA-256 and
+        the package verifies with our own key (so every member matches the manifest)."""
+        from dossier.export.verify import verify_package  # verify imports this module
+
+        try:
+            with zipfile.ZipFile(target) as archive:
+                manifest = archive.read(MANIFEST_PATH)
+            verify_package(target, self._signing_key.public_key())
+        except (OSError, KeyError, zipfile.BadZipFile, PackageInvalid):
+            return False
+        return hashlib.sha256(manifest).hexdigest() == done.get("manifest_sha256")
 
     async def _build(self, content: ExportContent, tmp: Path, progress: Progress) -> str:
         """Write the whole ZIP to `tmp` and fsync it; the manifest's SHA-256."""
@@ -381,15 +394,6 @@ def _mdto_file(content: ExportContent, entry: PackedFile) -> MdtoFile:
     else:
         identifier = f"{content.dossier_id}/{entry.path}"
     return MdtoFile(entry.path, name, identifier, entry.size, entry.media_type, entry.sha256)
-
-
-def _sha256_of(path: Path) -> str | None:
-    """SHA-256 of the file, or None if it cannot be read (missing, a directory, no access)."""
-    try:
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError:
-        return None
 
 
 def _outcome(name: str, manifest_sha256: str) -> ExportOutcome:

@@ -17,6 +17,7 @@ from aiohttp import DummyCookieJar, web
 from yarl import URL
 
 from dossier.db import wall_clock
+from dossier.export.signing import load_export_key
 from identity.digid.certs import ensure_key_pair
 from identity.digid.metadata import idp_metadata_xml
 from identity.digid.testidp import TestIdp, TestIdpConfig, TrustedSp
@@ -66,6 +67,8 @@ async def production(aiohttp_server, aiohttp_client, settings, clock, store, tmp
             keys=idp_keys,
         )
     )
+    # An operator installs the export signing key (`balie keys create-export-key`).
+    load_export_key(settings.resolved_key_dir, create=True)
     configured = Settings(
         environment="production",
         data_dir=settings.data_dir,
