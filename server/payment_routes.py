@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from dossier.models import Appointment, Dossier, ServiceType
 from dossier.payments import (
@@ -90,7 +90,8 @@ WEBHOOK_PREFIX = "/api/payments/webhook/"
 class PaymentRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fee_code: str | None = Field(default=None, min_length=1, max_length=64)
-    amount_cents: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Strict: JSON `true` or "1500" is not an amount of money.
+    amount_cents: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
     description: str | None = Field(default=None, min_length=1, max_length=255)
 
     @model_validator(mode="after")
@@ -99,6 +100,8 @@ class PaymentRequestIn(BaseModel):
             raise ValueError("give either fee_code, or amount_cents with a description")
         if self.amount_cents is not None and not self.description:
             raise ValueError("an amount needs a description")
+        if self.fee_code is not None and self.description is not None:
+            raise ValueError("a fee has its description in the policy; give none with it")
         return self
 
 

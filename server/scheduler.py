@@ -84,33 +84,20 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
 
         return run
 
-    scheduler.add_job(
-        shielded(reconcile_job),
-        IntervalTrigger(minutes=settings.payment_reconcile_minutes),
-        id="reconcile_payments",
-        next_run_time=wall_clock(app[CLOCK])(),  # once at start-up: catch up at once
-        max_instances=1,  # one run at a time; a slow provider delays, never doubles
-        coalesce=True,
-        misfire_grace_time=None,  # late is better than never
-    )
-    scheduler.add_job(
-        shielded(resume_exports),
-        IntervalTrigger(minutes=1),
-        id="resume_exports",
-        next_run_time=wall_clock(app[CLOCK])(),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
-    scheduler.add_job(
-        shielded(prune_packages),
-        IntervalTrigger(minutes=30),
-        id="prune_packages",
-        next_run_time=wall_clock(app[CLOCK])(),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
+    def every(minutes: float, job: Callable[[web.Application], Coroutine[Any, Any, Any]]) -> None:
+        scheduler.add_job(
+            shielded(job),
+            IntervalTrigger(minutes=minutes),
+            id=job.__name__,
+            next_run_time=wall_clock(app[CLOCK])(),  # once at start-up: catch up at once
+            max_instances=1,  # one run at a time; a slow run delays the next, never doubles
+            coalesce=True,
+            misfire_grace_time=None,  # late is better than never
+        )
+
+    every(settings.payment_reconcile_minutes, reconcile_job)
+    every(1, resume_exports)
+    every(30, prune_packages)
     scheduler.start()
     app[SCHEDULER] = scheduler
     try:

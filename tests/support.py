@@ -6,6 +6,7 @@ import datetime as dt
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +15,7 @@ from dossier.appointments import BookedAppointment, create_appointment
 from dossier.db import ManualClock
 from dossier.store import DossierStore
 from identity.invitations import create_invitation
+from identity.sessions import SESSION_COOKIE
 from retention.audit import Actor
 from server.app import LINGERING_SECONDS, create_app
 from server.settings import Settings
@@ -95,3 +97,15 @@ async def invitation(store: DossierStore, clock: ManualClock) -> tuple[str, Book
             now=clock.current,
         )
     return token, booked
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Someone with a session: the cookie their browser sends and their CSRF token."""
+
+    token: str
+    csrf: str
+
+    @property
+    def cookie(self) -> dict[str, str]:
+        return {"Cookie": f"{SESSION_COOKIE}={self.token}"}

@@ -104,6 +104,8 @@ PHONE = {"width": 375, "height": 740}
 
 async def new_page(browser, problems: list[str], **context_options):
     page = await (await browser.new_context(**context_options)).new_page()
+    # A busy machine (CI running two databases' suites) can be slow to start fake devices.
+    page.set_default_timeout(60_000)
     watch_for_trouble(page, problems)
     return page
 
@@ -119,7 +121,7 @@ async def resident_knocks(browser, origin: str, token: str, appointment_id, prob
     await assert_accessible(resident)
     await fits_the_screen(resident)
     await press(resident, "Camera en microfoon aanzetten")
-    await resident.get_by_text("Camera en microfoon staan aan.").wait_for()
+    await devices_on(resident)
     assert await resident.get_by_label("Camera", exact=True).input_value() != ""
     await press(resident, "Naar de wachtkamer")
     await resident.get_by_role("heading", name="Stap 2: wachtkamer").wait_for()
@@ -148,9 +150,18 @@ async def clerk_opens_call(browser, origin: str, login, clock, problems):
     return clerk
 
 
+async def devices_on(page) -> None:
+    """Camera and microphone are on; otherwise fail with what the page said instead."""
+    status = page.locator("#status")
+    async with asyncio.timeout(30):
+        while not (said := (await status.inner_text()).strip()):
+            await asyncio.sleep(0.1)
+    assert said == "Camera en microfoon staan aan.", f"the page said: {said!r}"
+
+
 async def start_devices_and_go(page, next_step: str) -> None:
     await page.get_by_role("button", name="Camera en microfoon aanzetten").click()
-    await page.get_by_text("Camera en microfoon staan aan.").wait_for()
+    await devices_on(page)
     await page.get_by_role("button", name=next_step).click()
 
 

@@ -34,7 +34,7 @@ from retention.models import AuditEvent
 from server.app import create_app
 from server.pages import LANGUAGE_COOKIE
 
-from support import CLERK, RESIDENT, book
+from support import CLERK, RESIDENT, Visitor, book
 
 PASSWORD = "correct horse battery staple"
 EVIL = "https://evil.example"
@@ -52,18 +52,6 @@ class Staff:
 
     account: StaffAccount
     totp: pyotp.TOTP
-
-
-@dataclass(frozen=True)
-class Visitor:
-    """Someone with a session: the cookie their browser sends and their CSRF token."""
-
-    token: str
-    csrf: str
-
-    @property
-    def cookie(self) -> dict[str, str]:
-        return {"Cookie": f"{SESSION_COOKIE}={self.token}"}
 
 
 @pytest.fixture

@@ -38,12 +38,12 @@ from sqlmodel import col
 from dossier.appointments import BookedAppointment, ensure_department
 from dossier.models import Document
 from identity.accounts import add_local_account
-from identity.sessions import SESSION_COOKIE, create_session
+from identity.sessions import create_session
 from retention.models import AuditEvent
 from server.app import LINGERING_SECONDS, create_app
 
 from fake_clamd import EICAR, FakeClamd
-from support import book, free_port
+from support import Visitor, book, free_port
 
 KIB, MIB = 1 << 10, 1 << 20
 PDF, JPEG, PNG = "application/pdf", "image/jpeg", "image/png"
@@ -131,18 +131,6 @@ SAMPLES: dict[str, tuple[Callable[[], bytes], str, str]] = {
 
 
 # --- people ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Visitor:
-    """Someone with a session: the cookie their browser sends and their CSRF token."""
-
-    token: str
-    csrf: str
-
-    @property
-    def cookie(self) -> dict[str, str]:
-        return {"Cookie": f"{SESSION_COOKIE}={self.token}"}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import os
 import uuid
 import zipfile
 
@@ -20,6 +21,7 @@ from dossier.shredding import destroy_dossier
 from identity.accounts import add_local_account
 from identity.sessions import SESSION_COOKIE, create_session
 from server.app import create_app
+from server.scheduler import prune_packages
 
 from support import CLERK, RESIDENT, book
 
@@ -182,3 +184,19 @@ async def test_another_departments_appointment_cannot_be_exported_by_guessing(
         f"/api/dossiers/{theirs.dossier.id}/exports", json={"target": "package"}, headers=headers
     )
     assert response.status == 403
+
+
+async def test_packages_are_removed_after_their_hours(client, settings, clock):
+    """A package holds the dossier in the clear: it does not stay longer than it must."""
+    folder = settings.resolved_export_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    old, new = folder / "old.zip", folder / "new.zip"
+    old.write_bytes(b"PK")
+    new.write_bytes(b"PK")
+    now = clock.current.timestamp()
+    hours = settings.export_package_hours
+    os.utime(old, (now - (hours + 1) * 3600,) * 2)
+    os.utime(new, (now - (hours - 1) * 3600,) * 2)
+    assert await prune_packages(client.app) == 1
+    assert not old.exists()
+    assert new.exists()
