@@ -42,7 +42,7 @@ from dossier.export.signing import load_export_key
 from dossier.models import DemoCheckout, Payment, PaymentEvent, TombstoneOutcome
 from dossier.shredding import destroy_dossier
 from identity.accounts import add_local_account
-from identity.sessions import SESSION_COOKIE, create_session
+from identity.sessions import create_session
 from retention.models import AuditEvent
 from server.app import create_app
 from server.appkeys import SETTINGS
@@ -50,7 +50,7 @@ from server.scheduler import reconcile_job
 from server.settings import Settings
 
 from fake_mollie import API_KEY, FakeMollie
-from support import CLERK, RESIDENT, book, serving
+from support import CLERK, RESIDENT, Visitor, book, serving
 
 SERVICE = "uittreksel_brp"  # the policy's fee `uittreksel`: "Uittreksel BRP", 1500 cents
 FEE = {"fee_code": "uittreksel"}
@@ -73,18 +73,6 @@ CONFIG_BLOCK = re.compile(
 
 
 # --- people and the call ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Visitor:
-    """Someone with a session: the cookie their browser sends and their CSRF token."""
-
-    token: str
-    csrf: str
-
-    @property
-    def cookie(self) -> dict[str, str]:
-        return {"Cookie": f"{SESSION_COOKIE}={self.token}"}
 
 
 @dataclass(frozen=True)
