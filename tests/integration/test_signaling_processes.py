@@ -35,7 +35,11 @@ async def test_two_hubs_carry_small_and_large_envelopes(database_url):
     await one.start()
     await two.start()
     try:
-        async with two.subscribe("call-1") as inbox, two.subscribe("call-2") as elsewhere:
+        async with (
+            two.subscribe("call-1", "b") as inbox,
+            two.subscribe("call-1", "c") as bystander,
+            two.subscribe("call-2", "b") as elsewhere,
+        ):
             small = {"from": "a", "to": "b", "message": {"type": "ice", "candidate": None}}
             # An offer far over NOTIFY's 8000 bytes, with characters JSON must escape.
             sdp = "v=0\r\n" + ('a=candidate:é "q" \\ ' * 2000)
@@ -46,6 +50,7 @@ async def test_two_hubs_carry_small_and_large_envelopes(database_url):
                 assert await inbox.get() == small
                 assert await inbox.get() == large
             assert elsewhere.empty()
+            assert bystander.empty()  # addressed to b: c's socket is not even woken
     finally:
         await one.close()
         await two.close()
