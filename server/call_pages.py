@@ -39,7 +39,7 @@ from identity.authz import Action, Target
 from identity.sessions import Principal, end_session
 from server.appkeys import CLOCK, DOSSIER_STORE, POLICY, SETTINGS
 from server.document_routes import document_json
-from server.pages import json_for_script, language, message_page, page
+from server.pages import language, message_page, page
 from server.payment_routes import payment_json
 from server.requests import refused
 from server.security import principal_of, session_cookie
@@ -142,7 +142,8 @@ async def _call_page(
         service=service.label,
         starts_iso=appointment.starts_at.isoformat(),
         starts_text=_local(appointment.starts_at),
-        config=json_for_script(config),
+        # In a data attribute: escaped like any attribute, so no text can leave it.
+        config=json.dumps(config, ensure_ascii=False),
         dossier_id=str(dossier_id),
         fees=fees,
     )

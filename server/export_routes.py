@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -45,7 +46,7 @@ from identity.authz import Action, Target
 from identity.errors import Forbidden, NotAuthenticated
 from identity.sessions import Principal
 from server.appkeys import DOSSIER_STORE, POLICY, SETTINGS
-from server.pages import json_for_script, message_page, page
+from server.pages import message_page, page
 from server.requests import allowed_in_dossier, parse_json, refused
 from server.security import principal_of
 from server.texts import texts
@@ -291,7 +292,7 @@ async def job_page(request: web.Request) -> web.Response:
         title=t["export.job.title"],
         export=export_json(info),
         csrf=principal.csrf_token,
-        texts_json=json_for_script(
+        texts_json=json.dumps(
             {state: t[f"export.state.{state}"] for state in ("queued", "running", "failed", "done")}
         ),
     )

@@ -6,7 +6,6 @@ texts live in `server.texts`. A page's scripts are ES modules under /static.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +80,3 @@ def message_page(
         message=message,
         english=english,
     )
-
-
-def json_for_script(value: object) -> str:
-    """JSON safe inside <script type="application/json">: with no `<`, `>` or `&` left,
-    chat text can neither close the element nor open the `<!--<script` state that would
-    swallow the rest of the page."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

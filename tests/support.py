@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -109,3 +112,23 @@ class Visitor:
     @property
     def cookie(self) -> dict[str, str]:
         return {"Cookie": f"{SESSION_COOKIE}={self.token}"}
+
+
+class _ConfigFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id") == "balie-config" and values.get("data-config") is not None:
+            self.found.append(str(values["data-config"]))
+
+
+def page_config(html: str) -> dict[str, Any]:
+    """The call page's configuration as its script reads it (`dataset.config`, JSON)."""
+    finder = _ConfigFinder()
+    finder.feed(html)
+    assert len(finder.found) == 1, f"{len(finder.found)} balie-config elements"
+    config: dict[str, Any] = json.loads(finder.found[0])
+    return config

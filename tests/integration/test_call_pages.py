@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -34,11 +33,10 @@ from retention.models import AuditEvent
 from server.app import create_app
 from server.pages import LANGUAGE_COOKIE
 
-from support import CLERK, RESIDENT, Visitor, book
+from support import CLERK, RESIDENT, Visitor, book, page_config
 
 PASSWORD = "correct horse battery staple"
 EVIL = "https://evil.example"
-CONFIG_OPEN = re.compile(r'<script type="application/json" id="balie-config">')
 CALL_SECTIONS = ("stap-apparaten", "stap-wachtkamer", "stap-gesprek", "chat-log")
 CLERK_ONLY = ("wachtenden", "tolklink-maken", "beeindigen")
 
@@ -178,7 +176,7 @@ class PageParts(HTMLParser):
 
 async def read_page(response: ClientResponse, status: int) -> tuple[str, PageParts]:
     """The HTML of a page with `status`, after checking the web hygiene every page needs:
-    a CSP without inline script, and no <script> that is not a file or a JSON data block."""
+    a CSP without inline script, and no <script> that is not a file."""
     html = await response.text()
     assert response.status == status, html[:500]
     assert response.content_type == "text/html"
@@ -190,66 +188,8 @@ async def read_page(response: ClientResponse, status: int) -> tuple[str, PagePar
     parts = PageParts()
     parts.feed(html)
     for script in parts.scripts:
-        assert script.get("src") or script.get("type") == "application/json", script
+        assert script.get("src"), script
     return html, parts
-
-
-_TAG_NAME_ENDS = frozenset("\t\n\f />")
-
-
-def _script_tag_at(html: str, at: int) -> bool:
-    """`script` (any case) at `at`, followed by what ends a tag name."""
-    end = at + len("script")
-    return html[at:end].lower() == "script" and html[end : end + 1] in _TAG_NAME_ENDS
-
-
-def script_text(html: str, start: int) -> str:
-    """The text of the script element whose content begins at `start`, ended where a browser
-    ends it: WHATWG HTML 13.2.5.4-13.2.5.21, the script data states, with the escaped
-    (`<!--`) and double-escaped (`<!--<script>`) states in which `</script>` does not end it."""
-    state, dashes, i = "data", 0, start
-    while i < len(html):
-        if state == "data":
-            if html.startswith("</", i) and _script_tag_at(html, i + 2):
-                return html[start:i]
-            if html.startswith("<!--", i):
-                state, dashes, i = "escaped", 2, i + 4
-                continue
-            i += 1
-            continue
-        char = html[i]
-        if char == "-":
-            dashes, i = dashes + 1, i + 1
-            continue
-        if char == ">" and dashes >= 2:
-            state, dashes, i = "data", 0, i + 1
-            continue
-        dashes = 0
-        if html.startswith("</", i) and _script_tag_at(html, i + 2):
-            if state == "escaped":
-                return html[start:i]
-            state, i = "escaped", i + 2 + len("script")  # the end of the double escape
-            continue
-        if char == "<" and state == "escaped" and _script_tag_at(html, i + 1):
-            state, i = "double", i + 1 + len("script")
-            continue
-        i += 1
-    return html[start:]  # a browser ends the element at the end of the document
-
-
-def config_of(html: str) -> dict[str, Any]:
-    """The call page's configuration, as the page's script reads it (JSON.parse)."""
-    opening = CONFIG_OPEN.search(html)
-    assert opening is not None, "no balie-config data block"
-    block = script_text(html, opening.end())
-    try:
-        config: dict[str, Any] = json.loads(block)
-    except ValueError:
-        pytest.fail(
-            f"the balie-config block is not JSON as a browser reads it "
-            f"({len(block)} characters, ending {block[-120:]!r})"
-        )
-    return config
 
 
 def history_texts(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -461,7 +401,7 @@ async def test_clerk_call_page_has_the_call_and_the_history(client, staff, clock
     for section in (*CALL_SECTIONS, *CLERK_ONLY):
         assert section in parts.ids, section
     assert {"src": "/static/js/call.js", "type": "module"} in parts.scripts
-    config = config_of(html)
+    config = page_config(html)
     assert config["role"] == "clerk"
     assert config["dossier"] == str(booked.dossier.id)
     assert config["appointment"] == str(booked.appointment.id)
@@ -540,7 +480,7 @@ async def test_resident_page_has_the_call_without_the_clerks_controls(client, cl
         assert section in parts.ids, section
     for control in CLERK_ONLY:
         assert control not in parts.ids, control
-    config = config_of(html)
+    config = page_config(html)
     assert config["role"] == "resident"
     assert config["dossier"] == str(booked.dossier.id)
     assert config["appointment"] == str(booked.appointment.id)
@@ -556,7 +496,7 @@ async def test_resident_page_in_english(client, clock, store):
     )
     html, _ = await read_page(response, 200)
     assert "Your appointment" in html
-    assert config_of(html)["texts"]["admitted"] == "You are in. The conversation starts."
+    assert page_config(html)["texts"]["admitted"] == "You are in. The conversation starts."
     assert response.cookies[LANGUAGE_COOKIE].value == "en"
 
 
@@ -594,7 +534,7 @@ async def test_resident_page_refuses_anyone_else(client, staff, clock, store, wh
 )
 async def test_chat_text_stays_inside_the_config_block(client, staff, clock, store, texts):
     """Chat is what a resident or interpreter types: whatever it is, the page that shows it
-    must keep it inside the JSON block, as a browser parses the page (see `script_text`)."""
+    must keep it inside the configuration attribute, and add no element to the page."""
     booked = await book(store, clock)
     for text in texts:
         await append_chat_message(store, actor=RESIDENT, dossier_id=booked.dossier.id, text=text)
@@ -604,14 +544,12 @@ async def test_chat_text_stays_inside_the_config_block(client, staff, clock, sto
         (f"/afspraak/{booked.appointment.id}", resident),
         (f"/balie/gesprek/{booked.dossier.id}", anna),
     ):
-        html, _ = await read_page(await client.get(path, headers=visitor.cookie), 200)
+        html, parts = await read_page(await client.get(path, headers=visitor.cookie), 200)
         assert "</script><script>alert(1)" not in html.lower()
-        assert history_texts(config_of(html)) == [("resident", t) for t in texts], path
-        # The page goes on after the block: its sections are elements, not script text.
-        opening = CONFIG_OPEN.search(html)
-        assert opening is not None
-        rest = html[opening.end() + len(script_text(html, opening.end())) :]
-        assert 'id="stap-gesprek"' in rest, path
+        assert "<!--" not in html
+        assert history_texts(page_config(html)) == [("resident", t) for t in texts], path
+        # The page goes on after the configuration: its sections are elements.
+        assert "stap-gesprek" in parts.ids, path
 
 
 async def test_interpreter_page_has_the_call_and_no_dossier_content(client, clock, store):
@@ -626,7 +564,7 @@ async def test_interpreter_page_has_the_call_and_no_dossier_content(client, cloc
         assert section in parts.ids, section
     for control in CLERK_ONLY:
         assert control not in parts.ids, control
-    config = config_of(html)
+    config = page_config(html)
     assert config["role"] == "guest"
     assert config["appointment"] == str(booked.appointment.id)
     assert config["history"] == []

@@ -50,7 +50,7 @@ from server.scheduler import reconcile_job
 from server.settings import Settings
 
 from fake_mollie import API_KEY, FakeMollie
-from support import CLERK, RESIDENT, Visitor, book, serving
+from support import CLERK, RESIDENT, Visitor, book, page_config, serving
 
 SERVICE = "uittreksel_brp"  # the policy's fee `uittreksel`: "Uittreksel BRP", 1500 cents
 FEE = {"fee_code": "uittreksel"}
@@ -67,9 +67,6 @@ PAYMENT_KEYS = {
     "created_at",
     "paid_at",
 }
-CONFIG_BLOCK = re.compile(
-    r'<script type="application/json" id="balie-config">(.*?)</script>', re.DOTALL
-)
 
 
 # --- people and the call ---------------------------------------------------------------------
@@ -257,14 +254,6 @@ def checkout_parts(html: str) -> Checkout:
     parts = Checkout()
     parts.feed(html)
     return parts
-
-
-def config_of(html: str) -> dict[str, Any]:
-    """The call page's JSON configuration (its text has no `<`: see json_for_script)."""
-    match = CONFIG_BLOCK.search(html)
-    assert match is not None, "no balie-config block"
-    config: dict[str, Any] = json.loads(match[1])
-    return config
 
 
 # --- 1. asking for a payment -----------------------------------------------------------------
@@ -1088,7 +1077,7 @@ async def test_the_call_pages_of_resident_and_clerk_list_the_payments(client, ca
         (f"/balie/gesprek/{call.dossier}", call.anna, "clerk"),
     ):
         html = await html_of(await client.get(path, headers=visitor.cookie), 200)
-        config = config_of(html)
+        config = page_config(html)
         assert config["role"] == role
         assert config["payments"] == expected, path
     # Only the clerk's page offers the fees of the service.
@@ -1107,7 +1096,7 @@ async def test_the_interpreters_page_has_no_payments(client, call, store):
     )
 
     html = await html_of(response, 200)
-    config = config_of(html)
+    config = page_config(html)
     assert config["role"] == "guest"
     assert config["payments"] == []
     [payment] = await payment_rows(store)

@@ -6,7 +6,7 @@ import { Mesh } from "./mesh.js";
 import { Signaling } from "./signaling.js";
 
 const $ = (id) => document.getElementById(id);
-const config = JSON.parse($("balie-config").textContent);
+const config = JSON.parse($("balie-config").dataset.config);
 const T = config.texts;
 const role = config.role;
 const PEER_GRACE_MS = 30000; // how long a vanished participant's connection is kept

@@ -3,7 +3,7 @@
 // download links, payments requested by the clerk and their status, live over signaling.
 
 const $ = (id) => document.getElementById(id);
-const config = JSON.parse($("balie-config").textContent);
+const config = JSON.parse($("balie-config").dataset.config);
 const T = config.texts;
 const lang = document.documentElement.lang;
 const euro = new Intl.NumberFormat(lang, { style: "currency", currency: "EUR" });

@@ -32,7 +32,7 @@ if (form) {
 }
 
 if (job) {
-  const texts = JSON.parse(document.getElementById("export-texts").textContent);
+  const texts = JSON.parse(job.dataset.texts);
   const id = job.dataset.export;
   const show = (info) => {
     job.dataset.state = info.state;
