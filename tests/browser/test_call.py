@@ -120,6 +120,8 @@ async def resident_knocks(browser, origin: str, token: str, appointment_id, prob
     await resident.wait_for_url(f"**/afspraak/{appointment_id}")
     await assert_accessible(resident)
     await fits_the_screen(resident)
+    await resident.get_by_role("button", name="Camera en microfoon aanzetten").wait_for()
+    await resident.wait_for_function("!document.getElementById('apparaten-aan').disabled")
     await press(resident, "Camera en microfoon aanzetten")
     await devices_on(resident)
     assert await resident.get_by_label("Camera", exact=True).input_value() != ""

@@ -378,3 +378,8 @@ $("chat-tekst").addEventListener("keydown", (event) => {
     $("chat-form").requestSubmit();
   }
 });
+
+// The buttons start disabled in the HTML: a click before this module has run would do
+// nothing at all. From here on they work.
+$("apparaten-aan").disabled = false;
+$("verder").disabled = false;
