@@ -2,4 +2,5 @@
 
 from server.cli import main
 
-main()
+if __name__ == "__main__":  # not when a "spawn" worker process imports this module
+    main()

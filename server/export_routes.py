@@ -20,6 +20,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,7 +39,7 @@ from dossier.export.flow import (
     retry_export,
     run_export,
 )
-from dossier.export.package import PackageExporter
+from dossier.export.package import PackageExporter, transcript_layout_pool
 from dossier.export.signing import load_export_key, public_key_pem
 from dossier.export.zgw import ZgwExporter
 from dossier.models import Appointment, Dossier, ServiceType
@@ -81,14 +82,16 @@ async def export_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     exporters: dict[str, Exporter] = {}
     problem, pem = None, ""
+    layout: ProcessPoolExecutor | None = None
     try:
         key = load_export_key(settings.resolved_key_dir, create=settings.is_development)
     except ExportConfigError as exc:
         # Serve anyway, like a missing KEK: /readyz says what to do, nothing else stops.
         problem = str(exc)
     else:
+        layout = transcript_layout_pool()
         exporters["package"] = PackageExporter(
-            output_dir=settings.resolved_export_dir, signing_key=key
+            output_dir=settings.resolved_export_dir, signing_key=key, layout=layout
         )
         pem = public_key_pem(key)
     async with contextlib.AsyncExitStack() as stack:
@@ -112,6 +115,8 @@ async def export_context(app: web.Application) -> AsyncIterator[None]:
                 await asyncio.wait(wiring.tasks, timeout=10)
             for task in wiring.tasks:
                 task.cancel()
+            if layout is not None:  # its worker process, if an export started it
+                await asyncio.to_thread(layout.shutdown, wait=True, cancel_futures=True)
 
 
 def start_in_background(app: web.Application, export_id: uuid.UUID) -> None:

@@ -29,13 +29,15 @@ import datetime as dt
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import re
 import secrets
 import unicodedata
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,6 +67,7 @@ __all__ = [
     "PackageExporter",
     "package_file_name",
     "safe_file_name",
+    "transcript_layout_pool",
 ]
 
 # PDFs and JPEG/PNG are compressed already and the text members are small, so deflating buys
@@ -84,15 +87,37 @@ def package_file_name(content: ExportContent) -> str:
     return f"{content.dossier_id}.zip"
 
 
+def transcript_layout_pool() -> ProcessPoolExecutor:
+    """One worker process that lays out transcript PDFs (give it to `PackageExporter`).
+
+    fpdf2 is pure Python, and reading the font alone takes about a tenth of a second: in a
+    thread it would hold the server's GIL all that time (stalling signaling and the document
+    pipeline of the very same export); in a process of its own it runs on another core. The
+    worker starts at the first export ("spawn": never a fork of a process with threads) and
+    stays for the next. Shut it down with the exporter's owner.
+    """
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
 class PackageExporter:
-    """Writes `<output_dir>/<dossier id>.zip`, atomically, signed with `signing_key`."""
+    """Writes `<output_dir>/<dossier id>.zip`, atomically, signed with `signing_key`.
+
+    `layout` runs the transcript's PDF layout (see `transcript_layout_pool`); without one it
+    runs in a thread of the default executor.
+    """
 
     def __init__(
-        self, *, output_dir: Path, signing_key: Ed25519PrivateKey, id: str = "package"
+        self,
+        *,
+        output_dir: Path,
+        signing_key: Ed25519PrivateKey,
+        id: str = "package",
+        layout: Executor | None = None,
     ) -> None:
         self.id = id
         self.output_dir = output_dir
         self._signing_key = signing_key
+        self._layout = layout
 
     async def check_config(self) -> None:
         """Raise ExportConfigError naming the directory if packages cannot be written there."""
@@ -169,19 +194,29 @@ class PackageExporter:
             with zipfile.ZipFile(handle, "w", compression=COMPRESSION) as archive:
                 writer = _Writer(archive, content.exported_at.astimezone(dt.UTC))
                 await progress(0.0, "Gespreksverslag opmaken")
+                # The PDF is laid out meanwhile (see transcript_layout_pool); the ZIP is
+                # written by this task alone, so the PDF goes in after the documents. The
+                # layout gets the content without the documents: their streams stay here.
+                pdf_job = asyncio.get_running_loop().run_in_executor(
+                    self._layout, transcript_pdf, replace(content, documents=())
+                )
+                try:
+                    count = len(content.documents)
+                    for number, document in enumerate(content.documents, start=1):
+                        await progress(
+                            0.1 + 0.7 * (number - 1) / count,
+                            f"Documenten inpakken ({number} van {count})",
+                        )
+                        packed.append(await writer.put_document(number, document))
+                    pdf = await pdf_job
+                finally:
+                    if not pdf_job.done():  # a document failed: the layout is not needed
+                        pdf_job.cancel()
                 html = transcript_html(content).encode("utf-8")
-                pdf = await asyncio.to_thread(transcript_pdf, content)
                 packed.append(writer.put("transcript.html", html, "text/html", "transcript"))
                 packed.append(writer.put("transcript.pdf", pdf, "application/pdf", "transcript"))
                 csv_data = payments_csv(content)
                 packed.append(writer.put("payments.csv", csv_data, "text/csv", "payments"))
-                count = len(content.documents)
-                for number, document in enumerate(content.documents, start=1):
-                    await progress(
-                        0.1 + 0.7 * (number - 1) / count,
-                        f"Documenten inpakken ({number} van {count})",
-                    )
-                    packed.append(await writer.put_document(number, document))
                 await progress(0.85, "Metagegevens (MDTO) opmaken")
                 files = [_mdto_file(content, entry) for entry in packed]
                 for file in files:

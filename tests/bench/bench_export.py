@@ -9,7 +9,9 @@ Measured, in one run, in one process and on one filesystem:
   run does: `gather_content` (the dossier's metadata, audited reads; the policy is the one in
   `Settings().policy_file`), `PackageExporter.export` with a fresh in-memory step ledger (so
   the package really is built again: documents decrypted from the blob store, hashed and
-  streamed into the ZIP, transcript HTML and PDF, MDTO, manifest and signature, fsync, the
+  streamed into the ZIP, transcript HTML and PDF (laid out meanwhile in the exporter's worker
+  process, created once as the server creates it; its CPU shows under "other processes"),
+  MDTO, manifest and signature, fsync, the
   package's SHA-256 read back, rename, fsync of the directory) and then `verify_package` on
   the result (reads every member back, checking CRC, SHA-256, signature and MDTO).
 * baseline: the same plaintext documents, as plain files in the temporary directory (written
@@ -64,6 +66,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -77,7 +80,7 @@ from dossier.crypto.keyring import FileKeyring
 from dossier.db import DatabaseClock, create_engine, make_sessionmaker
 from dossier.documents import store_document
 from dossier.export.gather import gather_content
-from dossier.export.package import COMPRESSION, PackageExporter
+from dossier.export.package import COMPRESSION, PackageExporter, transcript_layout_pool
 from dossier.export.signing import load_export_key
 from dossier.export.verify import verify_package
 from dossier.store import DossierStore
@@ -158,6 +161,7 @@ class Setup:
     policy: Policy
     key: Ed25519PrivateKey
     plain: list[Path]
+    layout: Executor
     dispose: Callable[[], Awaitable[None]]
 
 
@@ -224,11 +228,16 @@ async def set_up(root: Path, corpus: Corpus) -> Setup:
         plain.append(path)
     key = load_export_key(root / "keys", create=True)
 
+    # As the server does (server.export_routes): one layout worker process for the process's
+    # lifetime; the warm-up round starts it.
+    layout = transcript_layout_pool()
+
     async def dispose() -> None:
+        layout.shutdown(wait=True)
         await store.audit.close()
         await engine.dispose()
 
-    return Setup(store, dossier_id, policy, key, plain, dispose)
+    return Setup(store, dossier_id, policy, key, plain, layout, dispose)
 
 
 # --- the two paths ------------------------------------------------------------------------
@@ -267,7 +276,7 @@ class BalieRound:
 
 async def balie_round(setup: Setup, out_dir: Path) -> BalieRound:
     """Gather, export (fresh ledger), verify; the seconds of each phase."""
-    exporter = PackageExporter(output_dir=out_dir, signing_key=setup.key)
+    exporter = PackageExporter(output_dir=out_dir, signing_key=setup.key, layout=setup.layout)
     started = time.perf_counter()
     content = await gather_content(
         setup.store,
