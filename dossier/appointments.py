@@ -67,6 +67,8 @@ async def ensure_service_type(
     archive_mode: str = "export_required",
     selectielijst: str = "",
     needs_bsn: bool = False,
+    on_deadline: str = "destroy",
+    policy_version: str | None = None,
 ) -> ServiceType:
     """The service type with `code`, created if missing. Retention above 56 days is refused."""
     if not 1 <= retention_days <= MAX_RETENTION_DAYS:
@@ -85,7 +87,10 @@ async def ensure_service_type(
         archive_mode=archive_mode,
         selectielijst=selectielijst,
         needs_bsn=needs_bsn,
+        on_deadline=on_deadline,
     )
+    if policy_version is not None:  # else the model's default ("builtin-1")
+        service.policy_version = policy_version
     session.add(service)
     await session.flush()
     return service
@@ -149,7 +154,9 @@ async def create_appointment(
         await session.flush()
         session.add(dossier)
         await session.flush()
-        await create_data_key(session, keyring=store.keyring, dossier_id=dossier.id, now=now)
+        dossier.kek_id = await create_data_key(
+            session, keyring=store.keyring, dossier_id=dossier.id, now=now
+        )
         await record_dossier_event(
             session,
             at=now,

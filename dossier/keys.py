@@ -17,11 +17,13 @@ __all__ = ["create_data_key", "load_data_key"]
 
 async def create_data_key(
     session: AsyncSession, *, keyring: Keyring, dossier_id: uuid.UUID, now: dt.datetime
-) -> None:
-    """Make the dossier's DEK and store it wrapped by the KEK of the current month."""
+) -> str:
+    """Make the dossier's DEK and store it wrapped by the KEK of the current month; returns
+    that KEK's id."""
     kek_id, kek = keyring.key_for_wrapping(now)
     wrapped = wrap_data_key(kek=kek, kek_id=kek_id, dossier_id=dossier_id, dek=new_data_key())
     session.add(DataKey(dossier_id=dossier_id, kek_id=kek_id, wrapped=wrapped, created_at=now))
+    return kek_id
 
 
 async def load_data_key(

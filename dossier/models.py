@@ -80,6 +80,7 @@ class ServiceType(SQLModel, table=True):
     archive_mode: str = Field(sa_type=String(32), default="export_required")
     selectielijst: str = Field(sa_type=String(64), default="")
     policy_version: str = Field(sa_type=String(64), default="builtin-1")
+    on_deadline: str = Field(sa_type=String(32), default="destroy")
     # Whether the service needs the resident's BSN itself (a birth registration does); then
     # it is kept, sealed, in the dossier. Otherwise only the pseudonym ever exists.
     needs_bsn: bool = Field(default=False)
@@ -116,6 +117,9 @@ class Dossier(SQLModel, table=True):
     destroy_started_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     destroy_reason: str | None = Field(default=None, sa_type=String(32))
     policy_version: str = Field(sa_type=String(64))
+    # The KEK that wraps its data key (as `data_keys` says while it exists); the tombstone
+    # keeps it, so that a month's KEK is destroyed only when all its dossiers may go.
+    kek_id: str | None = Field(default=None, sa_type=String(16), index=True)
 
 
 class DataKey(SQLModel, table=True):
@@ -200,6 +204,11 @@ class Tombstone(SQLModel, table=True):
     export_target: str | None = Field(default=None, sa_type=String(32))
     export_references: str | None = Field(default=None, sa_type=Text)
     export_manifest_sha256: str | None = Field(default=None, sa_type=String(64))
+    # What the rules were when it went: the Archiefwet check of the reconciliation report
+    # must not depend on a later policy. The KEK that wrapped its data key decides when that
+    # month's key may be destroyed.
+    archive_mode: str = Field(sa_type=String(32), default="")
+    kek_id: str | None = Field(default=None, sa_type=String(16), index=True)
 
 
 # Payments (dossier.payments). Statuses are stored as text; `dossier.payments.states` holds

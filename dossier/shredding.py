@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from dossier.db import NO_TRANSACTION
@@ -76,9 +77,10 @@ async def destroy_dossier(
         existing = await session.get(Tombstone, dossier_id)
         if existing is not None:
             return existing
-        dossier = await session.get(Dossier, dossier_id)
-        if dossier is None:
-            raise DossierNotFound(f"no dossier with id {dossier_id}")
+        # Row lock on PostgreSQL: a second destroyer waits here and then sees the mark.
+        dossier = await session.get(Dossier, dossier_id, with_for_update=True)
+        if dossier is None:  # never was, or another destroyer finished while we waited
+            return await _tombstone_in(session, dossier_id)
         if dossier.state != DossierState.DESTROYING:
             now = await store.clock.now(session)
             dossier.state, dossier.state_changed_at = DossierState.DESTROYING, now
@@ -95,7 +97,7 @@ async def destroy_dossier(
 
     # Step 2: shred. After this commit no copy of the content can be decrypted.
     async with store.sessions() as session, session.begin():
-        key = await session.get(DataKey, dossier_id)
+        key = await session.get(DataKey, dossier_id, with_for_update=True)  # audited once
         if key is not None:
             await session.delete(key)
             await record_dossier_event(
@@ -119,9 +121,10 @@ async def destroy_dossier(
     # Step 4: rows out, tombstone in — atomically.
     try:
         async with store.sessions() as session, session.begin():
-            dossier = await session.get(Dossier, dossier_id)
+            # Locked: a racing destroyer waits for the other's commit and then finds no row.
+            dossier = await session.get(Dossier, dossier_id, with_for_update=True)
             if dossier is None:  # another process finished step 4 meanwhile
-                return await _tombstone(store, dossier_id)
+                return await _tombstone_in(session, dossier_id)
             appointment = await session.get(Appointment, dossier.appointment_id)
             assert appointment is not None  # foreign key
             service = await session.get(ServiceType, appointment.service_type_id)
@@ -148,6 +151,8 @@ async def destroy_dossier(
                 export_target=export.target if export else None,
                 export_references=export.references_json if export else None,
                 export_manifest_sha256=export.manifest_sha256 if export else None,
+                archive_mode=service.archive_mode,
+                kek_id=dossier.kek_id,
             )
             # The demo provider's checkouts live in this database too and name the payment.
             payments = select(col(Payment.id)).where(col(Payment.dossier_id) == dossier_id)
@@ -189,6 +194,15 @@ async def _flush_deleted_key(store: DossierStore) -> None:
         if session.get_bind().dialect.name == "sqlite":
             conn = await session.connection(execution_options={NO_TRANSACTION: True})
             await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+async def _tombstone_in(session: AsyncSession, dossier_id: uuid.UUID) -> Tombstone:
+    # In the caller's own transaction: a second session would wait for the first's
+    # write lock on SQLite (BEGIN IMMEDIATE) until the busy timeout.
+    tombstone = await session.get(Tombstone, dossier_id)
+    if tombstone is None:
+        raise DossierNotFound(f"no dossier with id {dossier_id}")
+    return tombstone
 
 
 async def _tombstone(store: DossierStore, dossier_id: uuid.UUID) -> Tombstone:

@@ -27,6 +27,8 @@ class Action(enum.StrEnum):
     ADD_DOCUMENT = "add_document"  # upload into the dossier during the call
     REQUEST_PAYMENT = "request_payment"  # the clerk asks the resident to pay a fee
     EXPORT = "export"  # hand the dossier over to the record system (then it is shredded)
+    REQUEST_HOLD = "request_hold"  # ask to keep a dossier past its deadline
+    DECIDE_HOLD = "decide_hold"  # approve, reject or release a hold (information manager)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +49,13 @@ _STAFF_ONLY_OWN_DEPARTMENT = {
     Action.ADD_DOCUMENT,
     Action.REQUEST_PAYMENT,
     Action.EXPORT,
+    Action.REQUEST_HOLD,
 }
 # What a resident may do, and only in their own appointment's dossier.
 _RESIDENT = {Action.READ_CONTENT, Action.ADD_DOCUMENT}
 _OVERSIGHT = ("information_manager", "privacy_officer")
+# What only an information manager may do (besides reading metadata), for any department.
+_INFORMATION_MANAGER = {Action.REQUEST_HOLD, Action.DECIDE_HOLD}
 
 
 def decide(principal: Principal | None, action: Action, target: Target) -> str | None:
@@ -59,10 +64,14 @@ def decide(principal: Principal | None, action: Action, target: Target) -> str |
         return "not signed in"
     if principal.kind == "staff":
         if principal.role == "clerk":
+            if action is Action.DECIDE_HOLD:
+                return "only an information manager decides on holds"
             if action in _STAFF_ONLY_OWN_DEPARTMENT and (
                 target.department_id is None or principal.department_id != target.department_id
             ):
                 return "this dossier belongs to another department"
+            return None
+        if principal.role == "information_manager" and action in _INFORMATION_MANAGER:
             return None
         if principal.role in _OVERSIGHT:
             # Oversight sees metadata of every dossier and never its content.

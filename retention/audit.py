@@ -37,6 +37,7 @@ __all__ = [
     "append_fields",
     "canonical_entry",
     "chain_hash",
+    "lock_chain",
     "record_event",
     "sqlite_timestamp",
     "verify_chain",
@@ -189,10 +190,19 @@ _EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
 _HEAD = AuditHead.__table__  # type: ignore[attr-defined]
 
 
-async def append_fields(session: AsyncSession, fields: EventFields) -> int:
-    """Append validated fields inside the caller's transaction; returns the sequence number."""
+async def lock_chain(session: AsyncSession) -> None:
+    """Hold the chain's append lock until the caller's transaction ends.
+
+    On PostgreSQL a transaction-scoped advisory lock (taking it twice is harmless); on SQLite
+    the transaction's own `BEGIN IMMEDIATE` already serialises every writer.
+    """
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+
+
+async def append_fields(session: AsyncSession, fields: EventFields) -> int:
+    """Append validated fields inside the caller's transaction; returns the sequence number."""
+    await lock_chain(session)
     head = (
         await session.execute(select(_HEAD.c.seq, _HEAD.c.entry_hash).where(_HEAD.c.id == 1))
     ).first()
@@ -219,7 +229,10 @@ async def record_event(session: AsyncSession, **event: Unpack[EventArgs]) -> int
 
 @dataclass(frozen=True, slots=True)
 class ChainReport:
-    """Outcome of walking the chain: `ok`, how many events, and the first bad one."""
+    """Outcome of walking the chain: `ok`, how many events, and the first bad one.
+
+    `kind` says what happened there: modified, deleted, inserted or truncated.
+    """
 
     ok: bool
     count: int
@@ -227,6 +240,7 @@ class ChainReport:
     head_hash: str
     first_bad_seq: int | None = None
     reason: str = ""
+    kind: str = ""
 
 
 def sqlite_timestamp(value: dt.datetime) -> str:
@@ -246,29 +260,30 @@ def check_rows(
     expected_seq: int,
     prev: str,
     timestamp: Callable[[Any], str],
-) -> tuple[int, str, int | None, str]:
+) -> tuple[int, str, int | None, str, str]:
     """Check consecutive rows `(seq, occurred_at, actor, action, object_type, object_ref,
-    result, detail, prev_hash, entry_hash)`; returns (next seq, last hash, bad seq, reason).
+    result, detail, prev_hash, entry_hash)`; returns (next seq, last hash, bad seq, kind,
+    reason), kind and reason empty when all is well.
 
     `timestamp` turns the stored time into its canonical text.
     """
     sha256, fromhex, sep, tag = hashlib.sha256, bytes.fromhex, _SEP, DOMAIN_TAG
     for seq, at, actor, action, otype, oref, result, detail, prev_hash, entry_hash in rows:
         if seq != expected_seq:
-            return expected_seq, prev, expected_seq, f"event {expected_seq} is missing"
+            return expected_seq, prev, expected_seq, "deleted", f"event {expected_seq} is missing"
         if prev_hash != prev:
-            return seq, prev, seq, f"event {seq} does not follow event {seq - 1}"
+            return seq, prev, seq, "modified", f"event {seq} does not follow event {seq - 1}"
         try:
             canonical = sep.join(
                 (str(seq), timestamp(at), actor, action, otype, oref, result, detail)
             ).encode("utf-8")
         except (TypeError, ValueError, AttributeError):  # a NULL or mistyped value
-            return seq, prev, seq, f"event {seq} was altered"
+            return seq, prev, seq, "modified", f"event {seq} was altered"
         if sha256(tag + fromhex(prev) + canonical).hexdigest() != entry_hash:
-            return seq, prev, seq, f"event {seq} was altered"
+            return seq, prev, seq, "modified", f"event {seq} was altered"
         prev = entry_hash
         expected_seq += 1
-    return expected_seq, prev, None, ""
+    return expected_seq, prev, None, "", ""
 
 
 _ROWS_SQL = text(
@@ -354,19 +369,19 @@ async def verify_chain(engine: AsyncEngine, *, batch: int = 5000) -> ChainReport
             rows = (await conn.execute(_ROWS_SQL, params)).all()
             if not rows:
                 break
-            expected, prev, bad, reason = check_rows(
+            expected, prev, bad, kind, reason = check_rows(
                 rows, expected_seq=expected, prev=prev, timestamp=timestamp
             )
             if bad is not None:
-                return ChainReport(False, expected - 1, head_seq, head_hash, bad, reason)
+                return ChainReport(False, expected - 1, head_seq, head_hash, bad, reason, kind)
     count = expected - 1
     if count < head_seq:
         reason = f"the log ends at event {count} but its head records event {head_seq}"
-        return ChainReport(False, count, head_seq, head_hash, count + 1, reason)
+        return ChainReport(False, count, head_seq, head_hash, count + 1, reason, "truncated")
     if count > head_seq:
         reason = f"event {head_seq + 1} was appended behind the head's back"
-        return ChainReport(False, count, head_seq, head_hash, head_seq + 1, reason)
+        return ChainReport(False, count, head_seq, head_hash, head_seq + 1, reason, "inserted")
     if prev != head_hash:
         reason = f"event {count} does not match the head's hash"
-        return ChainReport(False, count, head_seq, head_hash, count, reason)
+        return ChainReport(False, count, head_seq, head_hash, count, reason, "modified")
     return ChainReport(True, count, head_seq, head_hash)

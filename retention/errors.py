@@ -4,7 +4,11 @@ RetentionError         base; `code` is stable and machine-readable
 ├── InvalidAuditEvent  an event with a field that is empty, too long or has control chars
 ├── PolicyError        the policy file is not acceptable; `problems` lists every reason
 ├── UnknownService     the policy in force has no rule for that service type
-└── UnknownFee         the service's rule lists no fee with that code
+├── UnknownFee         the service's rule lists no fee with that code
+├── PolicyRefused      a proposal, approval or rejection the four-eyes workflow does not allow
+├── PolicyNotFound     no policy version with that id
+└── CheckpointError    the audit checkpoint key is missing or unusable, or a witness file
+                       cannot be written
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "CheckpointError",
     "InvalidAuditEvent",
     "PolicyError",
+    "PolicyNotFound",
+    "PolicyRefused",
     "RetentionError",
     "UnknownFee",
     "UnknownService",
@@ -51,3 +58,19 @@ class UnknownService(RetentionError):
 
 class UnknownFee(RetentionError):
     code = "unknown_fee"
+
+
+class PolicyRefused(RetentionError):
+    """A proposal, approval or rejection that the workflow does not allow; says why."""
+
+    code = "policy_refused"
+
+
+class PolicyNotFound(RetentionError):
+    code = "policy_not_found"
+
+
+class CheckpointError(RetentionError):
+    """The checkpoint key is missing or unusable, or a witness file cannot be written."""
+
+    code = "audit_checkpoint_error"

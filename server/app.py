@@ -12,15 +12,20 @@ from sqlalchemy.engine import make_url
 from dossier.db import Clock, DatabaseClock, wall_clock
 from identity.providers import DigidProvider, IdentityProvider, LocalAccounts
 from retention.policy import load_policy
+from retention.policy_versions import CurrentPolicy
 from server import (
+    audit_routes,
     call_pages,
     digid_routes,
     document_routes,
     export_routes,
     health,
+    hold_routes,
     oidc_routes,
     payment_routes,
+    policy_routes,
     precall_routes,
+    report_routes,
     staff_api,
     static,
 )
@@ -74,8 +79,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         client_max_size=MAX_JSON_BODY,
     )
     app[SETTINGS] = settings
-    # Read at start: a policy with a mistake stops the server, naming the key to fix.
-    app[POLICY] = load_policy(settings.policy_file)
+    # The version in force comes from the database at start (the `database` context); on a
+    # fresh database the policy file is adopted, and a mistake in it stops the server.
+    app[POLICY] = CurrentPolicy()
     app[CLOCK] = clock or DatabaseClock()
     app[LOGIN_LIMITER] = RateLimiter(per_minute=10, burst=5)
     providers: dict[str, IdentityProvider] = {"local": LocalAccounts()}
@@ -104,6 +110,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[WEBHOOK_LIMITER] = RateLimiter(per_minute=600, burst=100)
     payment_routes.add_routes(app.router)
     export_routes.add_routes(app.router)
+    # The information manager's and privacy officer's pages (/beheer/...), and the clerk's
+    # hold requests: retention metadata only, never content.
+    report_routes.add_routes(app.router)
+    hold_routes.add_routes(app.router)
+    policy_routes.add_routes(app.router)
+    audit_routes.add_routes(app.router)
     static.add_routes(app.router)
     if settings.oidc_issuer:
         app.cleanup_ctx.append(oidc_client_context)
@@ -148,9 +160,11 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             current, head = await current_revision(engine), head_revision()
             if current == head:
                 await recover(store)
+                await policy_routes.start_policy(app)
             else:
                 # Serve anyway so that /readyz can say what is wrong; no traffic comes meanwhile.
                 log.warning("schema is at %s, not %s: run `balie db upgrade`", current, head)
+                app[POLICY].use(load_policy(settings.policy_file), None)
             yield
         finally:
             await store.audit.close()

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dossier.db import Clock
 from dossier.store import DossierStore
 from identity.providers import IdentityProvider
-from retention.policy import Policy
+from retention.policy_versions import CurrentPolicy
 from server.ratelimit import RateLimiter
 from server.settings import Settings
 
@@ -28,4 +28,5 @@ DOSSIER_STORE = web.AppKey("dossier_store", DossierStore)
 CLOCK = web.AppKey("clock", Clock)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
 IDENTITY_PROVIDERS = web.AppKey("identity_providers", dict[str, IdentityProvider])
-POLICY = web.AppKey("policy", Policy)
+# The policy in force; a holder, because approving a new version changes it while serving.
+POLICY = web.AppKey("policy", CurrentPolicy)

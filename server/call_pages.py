@@ -37,10 +37,13 @@ from dossier.queries import (
 )
 from identity.authz import Action, Target
 from identity.sessions import Principal, end_session
+from retention.notices import open_department_warnings
 from server.appkeys import CLOCK, DOSSIER_STORE, POLICY, SETTINGS
 from server.document_routes import document_json
+from server.oversight import OVERSIGHT_ROLES
 from server.pages import language, message_page, page
 from server.payment_routes import payment_json
+from server.policy_routes import keep_section
 from server.requests import refused
 from server.security import principal_of, session_cookie
 from server.staff_api import LoginIn, sign_in_local
@@ -113,7 +116,7 @@ async def _call_page(
         documents = [document_json(info) for info in infos]
         paid = await list_payments(store, actor=principal.actor, dossier_id=dossier_id)
         payments = [payment_json(info) for info in paid]
-    policy = request.app[POLICY]
+    policy = request.app[POLICY].policy
     fees = []
     if role == "clerk" and service.code in policy.services:
         fees = [
@@ -146,6 +149,10 @@ async def _call_page(
         config=json.dumps(config, ensure_ascii=False),
         dossier_id=str(dossier_id),
         fees=fees,
+        # What is kept, why and until when (issue 7): the resident's own dossier only.
+        keep=await keep_section(request.app, language(request), dossier=dossier, service=service)
+        if role == "resident"
+        else None,
     )
 
 
@@ -266,6 +273,8 @@ async def _staff_or_login(request: web.Request) -> Principal:
 async def console_page(request: web.Request) -> web.Response:
     """GET /balie: today's appointments of the clerk's department, with their state."""
     principal = await _staff_or_login(request)
+    if principal.role in OVERSIGHT_ROLES:  # they have no appointments; their pages are here
+        raise web.HTTPSeeOther("/beheer")
     department = principal.department_id
     if await refused(request, Action.LIST_APPOINTMENTS, Target(department), "appointments"):
         return message_page(
@@ -279,6 +288,7 @@ async def console_page(request: web.Request) -> web.Response:
         now = await request.app[CLOCK].now(session)
         start, end = local_day(now.astimezone(LOCAL_TIME).date())
         items = await list_appointments(session, department_id=department, start=start, end=end)
+        warnings = await open_department_warnings(session, department_id=department)
     t = texts(language(request))
     rows = [
         {
@@ -300,6 +310,16 @@ async def console_page(request: web.Request) -> web.Response:
         rows=rows,
         csrf=principal.csrf_token,
         states=json.dumps({s.value: t[f"state.{s.value}"] for s in DossierState}),
+        warnings=[
+            {
+                "dossier_id": str(w.dossier_id),
+                "kind": w.kind,
+                "service": w.service_label,
+                "deadline": _local(w.deadline),
+                "deadline_iso": w.deadline.isoformat(),
+            }
+            for w in warnings
+        ],
     )
 
 

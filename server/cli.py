@@ -11,23 +11,15 @@ import datetime as dt
 import gc
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 from aiohttp import web
-from pydantic import ValidationError
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col
 
-from dossier import errors as dossier_errors
 from dossier.appointments import BookedAppointment, cancel_appointment, create_appointment
 from dossier.chat import ChatEntry, append_chat_message, list_chat_messages
 from dossier.crypto.keyring import kek_id_for
-from dossier.db import DatabaseClock
 from dossier.documents import DocumentInfo, list_documents, open_document, store_document
 from dossier.export.errors import ExportConfigError, PackageInvalid
 from dossier.export.signing import (
@@ -38,10 +30,8 @@ from dossier.export.signing import (
     public_key_pem,
 )
 from dossier.export.verify import verify_package
-from dossier.models import DataKey, Tombstone, TombstoneOutcome
+from dossier.models import Tombstone, TombstoneOutcome
 from dossier.shredding import destroy_dossier
-from dossier.store import DossierStore
-from identity import errors as identity_errors
 from identity.accounts import (
     NewCredentials,
     add_local_account,
@@ -50,13 +40,22 @@ from identity.accounts import (
 )
 from identity.pseudonym import bsn_pseudonym
 from identity.roles import STAFF_ROLES
-from retention import errors as retention_errors
-from retention.audit import Actor, ChainReport, verify_chain
-from retention.policy import load_policy
+from retention.audit import Actor
+from retention.audit_verify import AuditReport
+from retention.checkpoints import CheckpointError, key_id_of, load_checkpoint_key
+from retention.key_destruction import key_statuses
+from retention.models import AuditCheckpoint
+from retention.policy_versions import ensure_policy_in_force, policy_of
 from server.app import LINGERING_SECONDS, create_app
+from server.audit_routes import checkpoint_now, verify_and_record
+from server.cli_policy import policy_group
+from server.cli_retention import retention_group
+from server.cli_support import Resources as _Resources
+from server.cli_support import load_settings as _settings
+from server.cli_support import operator_of as _operator
+from server.cli_support import run as _run
 from server.demo import DEMO_CLERK, seed_demo
-from server.migrate import current_revision, head_revision, upgrade_to_head
-from server.resources import make_store, open_engine
+from server.migrate import current_revision, head_revision
 from server.settings import Settings
 
 __all__ = ["main"]
@@ -64,60 +63,6 @@ __all__ = ["main"]
 # Young-generation allocations between collections (Python's default: 700). Relaying builds
 # many short-lived dicts; collecting them less often costs a little memory, not latency.
 GC_YOUNG_THRESHOLD = 10_000
-
-T = TypeVar("T")
-_DOMAIN_ERRORS = (
-    dossier_errors.DossierError,
-    identity_errors.IdentityError,
-    retention_errors.RetentionError,
-)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise click.ClickException(f"configuration error: {exc}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class _Resources:
-    settings: Settings
-    engine: AsyncEngine
-    store: DossierStore
-
-
-def _run(
-    work: Callable[[_Resources], Coroutine[Any, Any, T]],
-    *,
-    migrate: bool = True,
-    settings: Settings | None = None,
-) -> T:
-    """Open engine and store, run `work`, close everything; domain errors become messages."""
-
-    async def runner() -> T:
-        nonlocal settings
-        settings = settings or _settings()
-        engine = open_engine(settings)
-        try:
-            if migrate:
-                await upgrade_to_head(engine)
-            store = make_store(settings, engine, DatabaseClock())
-            try:
-                return await work(_Resources(settings, engine, store))
-            finally:
-                await store.audit.close()
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(runner())
-    except _DOMAIN_ERRORS as exc:
-        raise click.ClickException(f"{exc.code}: {exc}") from None
-
-
-def _operator(ctx: click.Context) -> Actor:
-    return Actor.operator(ctx.find_root().params.get("operator") or "cli")
 
 
 @click.group()
@@ -163,23 +108,34 @@ def demo(host: str | None, port: int | None) -> None:
     settings = settings.model_copy(
         update={"host": host or settings.host, "port": port or settings.port}
     )
-    lines = _run(
-        lambda res: seed_demo(
+
+    async def seed(res: _Resources) -> list[str]:
+        # The policy in force first (the file, adopted on a fresh database), so that the
+        # sample appointments record its version, as the server would.
+        at_start = await ensure_policy_in_force(
+            res.store.sessions,
+            res.store.clock,
+            policy_file=res.settings.policy_file,
+            actor=Actor.system("demo"),
+        )
+        return await seed_demo(
             res.store,
             actor=Actor.system("demo"),
             public_origin=res.settings.public_origin,
             secret_key=res.settings.secret_key.get_secret_value().encode(),
-            policy=load_policy(res.settings.policy_file),
-        ),
-        settings=settings,
-    )
+            policy=policy_of(at_start.row),
+        )
+
+    lines = _run(seed, settings=settings)
     base = settings.public_origin
     click.echo("Balie demo")
     click.echo(f"  data directory : {settings.data_dir.resolve()}")
     click.echo(f"  liveness       : {base}/healthz")
     click.echo(f"  readiness      : {base}/readyz")
     click.echo("  DigiD test IdP : any BSN that passes the eleven-test, e.g. 999993653")
-    click.echo(f"  clerk sign-in  : {base}/balie (code: .venv/bin/balie user code {DEMO_CLERK})")
+    click.echo(f"  staff sign-in  : {base}/balie/inloggen (code: .venv/bin/balie user code USER)")
+    click.echo(f"  clerk console  : {base}/balie (user {DEMO_CLERK})")
+    click.echo(f"  oversight      : {base}/beheer (users informatiebeheer, privacy)")
     click.echo("  sample appointments and staff sign-in:")
     for line in lines:
         click.echo(f"    {line}")
@@ -228,18 +184,24 @@ def keys_status() -> None:
     """List KEKs and how many dossiers each still protects; exit 1 if one in use is missing."""
 
     async def work(res: _Resources) -> list[str]:
-        async with res.store.sessions() as session:
-            now = await res.store.clock.now(session)
-            query = select(col(DataKey.kek_id), func.count()).group_by(col(DataKey.kek_id))
-            counts: dict[str, int] = {k: n for k, n in (await session.execute(query)).all()}
+        now = await res.store.now()
+        grace = res.settings.key_destruction_grace_days
+        statuses = await key_statuses(res.store, grace_days=grace)
         present = {info.key_id for info in res.store.keyring.list_keys()}
         current = kek_id_for(now)
         state = "present" if current in present else "missing"
         lines = [f"current month's key: {current} ({state})"]
-        for key_id in sorted(present | set(counts)):
-            state = "present" if key_id in present else "MISSING"
-            lines.append(f"{key_id}  {state:8}  wraps {counts.get(key_id, 0)} dossier key(s)")
-        missing = sorted(k for k in counts if k not in present)
+        for key in statuses:
+            if key.key_id in present:
+                state = "present"
+            elif key.destroyed is not None:
+                state = "destroyed"
+            else:
+                state = "MISSING" if key.data_keys else "absent"
+            lines.append(
+                f"{key.key_id}  {state:8}  wraps {key.data_keys} dossier key(s); {key.describe()}"
+            )
+        missing = sorted(k.key_id for k in statuses if k.data_keys and k.key_id not in present)
         if missing:
             lines.append(f"error: keys in use but missing from the keyring: {', '.join(missing)}")
         return lines
@@ -341,22 +303,61 @@ def export_verify(package: Path, public_key_file: Path | None) -> None:
 
 @main.group()
 def audit() -> None:
-    """The hash-chained audit log."""
+    """The hash-chained audit log, its signed checkpoints and their witness copies."""
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Walk the chain; print OK and the count, or the first bad sequence number (exit 1)."""
+@click.pass_context
+def audit_verify(ctx: click.Context) -> None:
+    """Check the chain against the checkpoints and witness copies; print OK and the count, or
+    the first bad sequence number and every fault (exit 1). The outcome is recorded."""
 
-    async def work(res: _Resources) -> ChainReport:
-        return await verify_chain(res.engine)
+    async def work(res: _Resources) -> AuditReport:
+        return await verify_and_record(res.store, res.engine, res.settings, actor=_operator(ctx))
 
     report = _run(work, migrate=False)
+    chain = report.chain
     if report.ok:
-        click.echo(f"OK: {report.count} events, head {report.head_seq} {report.head_hash}")
+        click.echo(f"OK: {chain.count} events, head {chain.head_seq} {chain.head_hash}")
+        click.echo(
+            f"checkpoints: {report.checkpoints} (last at event {report.last_checkpoint or '-'}),"
+            f" witness copies: {report.witnesses}, key {report.key_id}"
+        )
         return
-    click.echo(f"BROKEN at sequence number {report.first_bad_seq}: {report.reason}", err=True)
+    first = report.faults[0]
+    click.echo(f"BROKEN at sequence number {first.seq} ({first.kind}): {first.message}", err=True)
+    for fault in report.faults[1:]:
+        click.echo(f"  also at {fault.seq} ({fault.kind}): {fault.message}", err=True)
     sys.exit(1)
+
+
+@audit.command("checkpoint")
+@click.pass_context
+def audit_checkpoint(ctx: click.Context) -> None:
+    """Sign the chain's head now if any event followed the last checkpoint."""
+
+    async def work(res: _Resources) -> AuditCheckpoint | None:
+        return await checkpoint_now(res.store, res.settings, actor=_operator(ctx), force=True)
+
+    made = _run(work)
+    if made is None:
+        click.echo("nothing to sign: the last checkpoint covers the whole log")
+        return
+    click.echo(f"checkpoint at event {made.seq} ({made.entry_hash}), key {made.key_id}")
+
+
+@audit.command("create-key")
+def audit_create_key() -> None:
+    """Create the checkpoint signing key unless it exists (in production, before serving)."""
+    settings = _settings()
+    path = settings.resolved_audit_signing_key
+    existed = path.exists()
+    try:
+        key = load_checkpoint_key(path, create=True)
+    except CheckpointError as exc:
+        raise click.ClickException(f"{exc.code}: {exc}") from None
+    click.echo(f"{path}: {'exists' if existed else 'created'}")
+    click.echo(f"checkpoint key id (SHA-256 of the public key): {key_id_of(key)}")
 
 
 @main.group()
@@ -619,3 +620,7 @@ def dossier_destroy(ctx: click.Context, dossier_id: uuid.UUID) -> None:
 
     tombstone = _run(work)
     click.echo(f"dossier {tombstone.dossier_id}: {tombstone.outcome} at {tombstone.removed_at}")
+
+
+main.add_command(retention_group)
+main.add_command(policy_group)

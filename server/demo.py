@@ -16,9 +16,16 @@ from identity.models import StaffAccount
 from retention.audit import Actor
 from retention.policy import Policy
 
-__all__ = ["seed_demo"]
+__all__ = ["DEMO_CLERK", "DEMO_STAFF", "seed_demo"]
 
 DEMO_CLERK = "medewerker"
+# (user name, display name, employee id, role, department): a clerk at the counter, and the
+# information manager and privacy officer who see the retention pages (/beheer).
+DEMO_STAFF = (
+    (DEMO_CLERK, "Demo Medewerker", "demo-0001", "clerk", "burgerzaken"),
+    ("informatiebeheer", "Demo Informatiebeheerder", "demo-0002", "information_manager", None),
+    ("privacy", "Demo Functionaris Gegevensbescherming", "demo-0003", "privacy_officer", None),
+)
 # One appointment each: a birth registration (DigiD substantieel, the BSN sealed in), an
 # extract with a fee to pay, and a plain question (DigiD basis).
 DEMO_APPOINTMENTS = ("geboorteaangifte", "uittreksel_brp", "informatie")
@@ -66,24 +73,25 @@ async def seed_demo(
             )
     lines: list[str] = []
     async with store.sessions() as session, session.begin():
-        exists = select(col(StaffAccount.id)).where(col(StaffAccount.username) == DEMO_CLERK)
-        if (await session.execute(exists)).first() is None:
+        for username, name, employee_id, role, department in DEMO_STAFF:
+            exists = select(col(StaffAccount.id)).where(col(StaffAccount.username) == username)
+            if (await session.execute(exists)).first() is not None:
+                lines.append(f"{role} login: user {username} (new password: balie user reset)")
+                continue
             creds = await add_local_account(
                 session,
                 secret_key=secret_key,
-                username=DEMO_CLERK,
-                display_name="Demo Medewerker",
-                employee_id="demo-0001",
-                role="clerk",
-                department="burgerzaken",
+                username=username,
+                display_name=name,
+                employee_id=employee_id,
+                role=role,
+                department=department,
                 now=now,
             )
             lines += [
-                f"clerk login: user {DEMO_CLERK}, password {creds.password}",
-                f"clerk TOTP (add to an authenticator app): {creds.totp_uri}",
+                f"{role} login: user {username}, password {creds.password}",
+                f"{role} TOTP (add to an authenticator app): {creds.totp_uri}",
             ]
-        else:
-            lines.append(f"clerk login: user {DEMO_CLERK} (new password: balie user reset)")
     async with store.sessions() as session, session.begin():
         query = (
             select(

@@ -126,7 +126,10 @@ def start_in_background(app: web.Application, export_id: uuid.UUID) -> None:
         store = app[DOSSIER_STORE]
         if await claim_export(store, export_id):
             info = await run_export(
-                store, export_id=export_id, exporters=app[EXPORTS].exporters, policy=app[POLICY]
+                store,
+                export_id=export_id,
+                exporters=app[EXPORTS].exporters,
+                policy=app[POLICY].policy,
             )
             log.info("export %s ended %s", export_id, info.state)
 

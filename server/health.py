@@ -12,7 +12,8 @@ from sqlalchemy import text
 from dossier.errors import DossierError
 from dossier.inspection import ClamdScanner, ScanFailed
 from identity.providers import check_all
-from server.appkeys import DOSSIER_STORE, ENGINE, IDENTITY_PROVIDERS
+from server.appkeys import DOSSIER_STORE, ENGINE, IDENTITY_PROVIDERS, SETTINGS
+from server.audit_routes import audit_key_problem
 from server.digid_routes import DIGID
 from server.document_routes import UPLOAD_RULES
 from server.export_routes import EXPORTS
@@ -66,6 +67,8 @@ async def readyz(request: web.Request) -> web.Response:
             checks[f"payments:{provider_id}"] = verdict
     if EXPORTS in request.app:
         checks["export_key"] = request.app[EXPORTS].problem or "ok"
+    # Without its key the audit log goes unsigned: checkpoints stop, verification cannot run.
+    checks["audit_key"] = audit_key_problem(request.app[SETTINGS]) or "ok"
     scanner = request.app[UPLOAD_RULES].scanner
     if isinstance(scanner, ClamdScanner):
         # Uploads fail closed without the scanner: not ready to take them.

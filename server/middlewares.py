@@ -37,6 +37,10 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (retention_errors.InvalidAuditEvent, 422),
     (retention_errors.UnknownFee, 422),
     (retention_errors.UnknownService, 422),
+    (retention_errors.PolicyError, 422),
+    (retention_errors.PolicyRefused, 409),
+    (retention_errors.PolicyNotFound, 404),
+    (retention_errors.CheckpointError, 503),
 )
 
 
@@ -71,7 +75,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # An upload refused for what it is: 415 (type), 422 (unsafe), 503 (scanner down).
         return error_response(exc.status, exc.code, str(exc))
     except web.HTTPException as exc:
-        if exc.empty_body or exc.status < 400:
+        # A page a handler rendered for its refusal (an HTML 403) is shown as it is.
+        if exc.empty_body or exc.status < 400 or exc.content_type == "text/html":
             raise
         code = exc.reason.lower().replace(" ", "_")
         return error_response(exc.status, code, exc.text or exc.reason)

@@ -59,6 +59,8 @@ def page(request: web.Request, template: str, *, status: int = 200, **context: A
             other_lang="nl" if lang == "en" else "en",
             t=texts(lang),
             here=request.path,
+            # The same page in the other language, keeping its query (a report's period).
+            switch_url=str(request.rel_url.update_query(lang="nl" if lang == "en" else "en")),
             **context,
         )
     )

@@ -176,7 +176,7 @@ async def request(request: web.Request) -> web.Response:
     if provider_id is None:
         raise web.HTTPServiceUnavailable(text="this installation takes no payments")
     if body.fee_code is not None:
-        rule = app[POLICY].rule(await _service_code(app, dossier_id))
+        rule = app[POLICY].policy.rule(await _service_code(app, dossier_id))
         fee = rule.fee(body.fee_code)
         amount, description = fee.amount_cents, fee.description
     else:

@@ -8,6 +8,7 @@ processes may both run a job; the jobs are written so that doing so is harmless.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -18,11 +19,24 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 
 from dossier.db import wall_clock
 from dossier.payments import reconcile_payments
+from retention.audit import Actor
+from retention.key_destruction import destroy_expired_keks
+from retention.sweeper import sweep
 from server.appkeys import CLOCK, DOSSIER_STORE, SETTINGS
+from server.audit_routes import checkpoint_job
 from server.export_routes import resume_exports
+from server.hold_routes import expire_holds_job, notices_job
 from server.payment_routes import PAYMENTS, notify_payment
+from server.policy_routes import reload_policy
 
-__all__ = ["SCHEDULER", "prune_packages", "reconcile_job", "scheduler_context"]
+__all__ = [
+    "SCHEDULER",
+    "key_destruction_job",
+    "prune_packages",
+    "reconcile_job",
+    "scheduler_context",
+    "sweep_job",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +73,27 @@ async def prune_packages(app: web.Application) -> int:
     return removed
 
 
+async def sweep_job(app: web.Application) -> int:
+    """Destroy every dossier past its deadline and not on hold; returns how many."""
+    settings = app[SETTINGS]
+    report = await sweep(
+        app[DOSSIER_STORE],
+        actor=Actor.system("retention-sweep"),
+        batch_size=settings.retention_sweep_batch,
+    )
+    return report.destroyed
+
+
+async def key_destruction_job(app: web.Application) -> int:
+    """Destroy each month's KEK whose dossiers are all past deadline plus grace."""
+    destroyed = await destroy_expired_keks(
+        app[DOSSIER_STORE],
+        actor=Actor.system("key-destruction"),
+        grace_days=app[SETTINGS].key_destruction_grace_days,
+    )
+    return len(destroyed)
+
+
 async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
     """Start the jobs (first run at once), and at exit wait for a running job to finish."""
     settings = app[SETTINGS]
@@ -89,7 +124,11 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
             shielded(job),
             IntervalTrigger(minutes=minutes),
             id=job.__name__,
-            next_run_time=wall_clock(app[CLOCK])(),  # once at start-up: catch up at once
+            # Once at start-up, to catch up at once. APScheduler counts in real time, so "now"
+            # is the real now: the app's clock (moved by tests) is what the jobs themselves
+            # read. An earlier first run time makes it step through every interval missed
+            # since then (millions of steps for a clock months behind).
+            next_run_time=dt.datetime.now(dt.UTC),
             max_instances=1,  # one run at a time; a slow run delays the next, never doubles
             coalesce=True,
             misfire_grace_time=None,  # late is better than never
@@ -98,6 +137,14 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
     every(settings.payment_reconcile_minutes, reconcile_job)
     every(1, resume_exports)
     every(30, prune_packages)
+    # Retention (issue 7); each job is one query over the database and harmless to run in
+    # several processes at once.
+    every(settings.retention_sweep_minutes, sweep_job)
+    every(60, key_destruction_job)
+    every(5, notices_job)  # warnings, escalations and their e-mail (retried here)
+    every(5, expire_holds_job)
+    every(1, reload_policy)  # a policy version approved in another process takes effect here
+    every(1, checkpoint_job)  # signs the audit chain's head when a checkpoint is due
     scheduler.start()
     app[SCHEDULER] = scheduler
     try:

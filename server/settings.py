@@ -99,6 +99,33 @@ class Settings(BaseSettings):
     zgw_secret: SecretStr = SecretStr("")
     zgw_informatieobjecttype: str = ""
     zgw_bronorganisatie: str = ""
+    # Retention (DESIGN §3, §9): the sweeper destroys dossiers past their deadline in batches;
+    # a month's KEK goes when every dossier it wrapped is this many days past its deadline.
+    retention_sweep_minutes: float = Field(default=5.0, gt=0, le=1440)
+    retention_sweep_batch: int = Field(default=100, ge=1, le=10_000)
+    key_destruction_grace_days: int = Field(default=30, ge=0, le=3650)
+    # Audit checkpoints: signed every N events or M minutes (whichever comes first), kept in
+    # the database and in the witness directory, which belongs on other storage (a separate
+    # mount, WORM bucket or another host's share) so that one compromise cannot rewrite both.
+    audit_checkpoint_events: int = Field(default=1000, ge=1, le=1_000_000)
+    audit_checkpoint_minutes: float = Field(default=60.0, gt=0, le=7 * 1440)
+    audit_witness_dir: Path | None = Field(
+        default=None, description="witness copies of checkpoints; default data_dir/witness"
+    )
+    audit_signing_key: Path | None = Field(
+        default=None, description="Ed25519 checkpoint key; default key_dir/audit-checkpoint.pem"
+    )
+    # Retention warnings by e-mail; off while smtp_host is empty (the console shows them anyway).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = ""
+    smtp_timeout: float = Field(default=30.0, gt=0, le=600)
+    # Department code -> address for its warnings; addresses of the information managers.
+    notify_departments: dict[str, str] = Field(default_factory=dict)
+    notify_information_managers: list[str] = Field(default_factory=list)
     migrate_on_start: bool = True
 
     @property
@@ -127,6 +154,14 @@ class Settings(BaseSettings):
     @property
     def resolved_key_dir(self) -> Path:
         return self.key_dir or self.data_dir / "keys"
+
+    @property
+    def resolved_witness_dir(self) -> Path:
+        return self.audit_witness_dir or self.data_dir / "witness"
+
+    @property
+    def resolved_audit_signing_key(self) -> Path:
+        return self.audit_signing_key or self.resolved_key_dir / "audit-checkpoint.pem"
 
     @property
     def resolved_blob_dir(self) -> Path:

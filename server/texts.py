@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import Literal
 
+from server.texts_audit import AUDIT_TEXTS
+from server.texts_holds import HOLD_TEXTS
+from server.texts_policy import POLICY_TEXTS
+from server.texts_reports import REPORT_TEXTS
+
 __all__ = ["CATALOGUE", "Language", "script_texts", "texts"]
 
 Language = Literal["nl", "en"]
 
-CATALOGUE: dict[str, tuple[str, str]] = {
+_CALL_TEXTS: dict[str, tuple[str, str]] = {
     # Every page
     "site": ("Digitale Balie van de gemeente", "The municipality's digital counter"),
     "skip": ("Naar de inhoud", "Skip to content"),
@@ -264,6 +269,39 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Someone is waiting in the waiting room.",
     ),
 }
+
+
+_OVERSIGHT_TEXTS: dict[str, tuple[str, str]] = {
+    # The information manager's and privacy officer's pages (/beheer): navigation
+    "oversight.nav": ("Beheer", "Oversight"),
+    "oversight.nav.overview": ("Overzicht", "Overview"),
+    "oversight.nav.report": ("Verantwoording", "Reconciliation"),
+    "oversight.nav.destruction": ("Vernietiging", "Destruction"),
+    "oversight.nav.holds": ("Bewaren na termijn", "Holds"),
+    "oversight.nav.notices": ("Meldingen", "Notices"),
+    "oversight.nav.policy": ("Bewaarbeleid", "Retention policy"),
+    "oversight.nav.audit": ("Auditlog", "Audit log"),
+    "oversight.forbidden": (
+        "Deze pagina is voor informatiebeheerders en de functionaris gegevensbescherming.",
+        "This page is for information managers and the data protection officer.",
+    ),
+}
+
+
+def _merged(*parts: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """One catalogue from parts kept in separate modules; a key defined twice is a bug."""
+    merged: dict[str, tuple[str, str]] = {}
+    for part in parts:
+        clash = merged.keys() & part.keys()
+        if clash:
+            raise ValueError(f"text keys defined twice: {sorted(clash)}")
+        merged.update(part)
+    return merged
+
+
+CATALOGUE = _merged(
+    _CALL_TEXTS, _OVERSIGHT_TEXTS, HOLD_TEXTS, POLICY_TEXTS, REPORT_TEXTS, AUDIT_TEXTS
+)
 
 
 def texts(lang: Language) -> dict[str, str]:

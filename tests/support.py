@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,13 +13,15 @@ from html.parser import HTMLParser
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dossier.appointments import BookedAppointment, create_appointment
 from dossier.db import ManualClock
 from dossier.store import DossierStore
+from identity.accounts import add_local_account
 from identity.invitations import create_invitation
-from identity.sessions import SESSION_COOKIE
+from identity.sessions import SESSION_COOKIE, create_session
 from retention.audit import Actor
 from server.app import LINGERING_SECONDS, create_app
 from server.settings import Settings
@@ -64,6 +67,17 @@ def engine_of(store: DossierStore) -> AsyncEngine:
     engine = store.sessions.kw["bind"]
     assert isinstance(engine, AsyncEngine)
     return engine
+
+
+async def drop_append_only_guard(engine: AsyncEngine) -> None:
+    """Drop the triggers that keep the audit tables append-only (migration 0006), as an
+    attacker with the database owner's rights does before tampering with them."""
+    async with engine.begin() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        for table in ("audit_events", "audit_checkpoints"):
+            for verb in ("update", "delete", "truncate") if postgres else ("update", "delete"):
+                on = f" ON {table}" if postgres else ""
+                await conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{verb}{on}"))
 
 
 def free_port() -> int:
@@ -112,6 +126,40 @@ class Visitor:
     @property
     def cookie(self) -> dict[str, str]:
         return {"Cookie": f"{SESSION_COOKIE}={self.token}"}
+
+
+async def staff_visitor(
+    store: DossierStore,
+    clock: ManualClock,
+    settings: Settings,
+    *,
+    role: str,
+    department: str | None = None,
+    employee_id: str | None = None,
+) -> Visitor:
+    """A signed-in staff member with a real local account: a clerk (give `department`), an
+    information_manager or a privacy_officer. Their audit actor is `<role>:<employee_id>`."""
+    suffix = secrets.token_hex(4)
+    async with store.sessions() as session, session.begin():
+        made = await add_local_account(
+            session,
+            secret_key=settings.secret_key.get_secret_value().encode(),
+            username=f"{role}-{suffix}",
+            display_name=role,
+            employee_id=employee_id or f"emp-{suffix}",
+            role=role,
+            department=department,
+            now=clock.current,
+        )
+        token, row = await create_session(
+            session,
+            now=clock.current,
+            kind="staff",
+            role=role,
+            staff_id=made.account.id,
+            department_id=made.account.department_id,
+        )
+    return Visitor(token, row.csrf_token)
 
 
 class _ConfigFinder(HTMLParser):

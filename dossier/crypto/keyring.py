@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dossier.errors import KeyUnavailable
-from dossier.fsutil import fsync_dir
+from dossier.fsutil import create_once, fsync_dir
 
 __all__ = ["KEK_BYTES", "FileKeyring", "KeyInfo", "Keyring", "kek_id_for"]
 
@@ -110,30 +110,14 @@ class FileKeyring:
     def create(self, key_id: str) -> bool:
         """Create KEK `key_id` unless it exists; True if it was created now.
 
-        Safe against a concurrent creator: the file is written under a temporary name and
-        linked into place, so nobody ever reads a half-written key.
+        Safe against a concurrent creator (see `create_once`): nobody ever reads a
+        half-written key, and of two racing creators the first one's key stands.
         """
         _validate_id(key_id)
         path = self._path(key_id)
         if path.exists():
             return False
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.directory / f".{key_id}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, secrets.token_bytes(KEK_BYTES))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # fails if another process won the race: theirs stands
-            created = True
-        except FileExistsError:
-            created = False
-        finally:
-            tmp.unlink()
-        fsync_dir(self.directory)
-        return created
+        return create_once(path, secrets.token_bytes(KEK_BYTES), mode=0o600)
 
     def list_keys(self) -> list[KeyInfo]:
         if not self.directory.is_dir():

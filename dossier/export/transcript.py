@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -31,7 +32,9 @@ from dossier.export.content import ExportContent
 __all__ = [
     "LOCAL_TIME",
     "ROLE_LABELS",
+    "PdfFont",
     "dutch_date",
+    "embed_unicode_font",
     "role_label",
     "transcript_html",
     "transcript_pdf",
@@ -159,6 +162,29 @@ def _unicode_font() -> Path | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class PdfFont:
+    """The font family a PDF writes in, and whether it covers Unicode or Latin-1 only."""
+
+    family: str
+    unicode: bool
+
+    def clean(self, text: str) -> str:
+        """`text` as this font can print it: unchanged, or Latin-1 with "?" for the rest."""
+        if self.unicode:
+            return text
+        return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def embed_unicode_font(pdf: FPDF) -> PdfFont:
+    """Embed DejaVu Sans in `pdf` when this system has it, else fall back to Helvetica."""
+    font = _unicode_font()
+    if font is None:
+        return PdfFont("Helvetica", unicode=False)
+    pdf.add_font("DejaVu", "", str(font))
+    return PdfFont("DejaVu", unicode=True)
+
+
 class _TranscriptPDF(FPDF):
     def footer(self) -> None:
         self.set_y(-12)
@@ -177,27 +203,15 @@ def transcript_pdf(content: ExportContent) -> bytes:
     pdf.set_creator("Balie")
     pdf.set_lang("nl")
     pdf.set_auto_page_break(auto=True, margin=15)
-    font = _unicode_font()
-    if font is not None:
-        pdf.add_font("DejaVu", "", str(font))
-        family = "DejaVu"
-
-        def clean(text: str) -> str:
-            return text
-
-    else:
-        family = "Helvetica"
-
-        def clean(text: str) -> str:
-            return text.encode("latin-1", "replace").decode("latin-1")
-
+    font = embed_unicode_font(pdf)
+    family, clean = font.family, font.clean
     pdf.set_font(family, size=10)
     pdf.add_page()
     pdf.set_font(family, size=15)
     pdf.multi_cell(0, 8, clean(_title(content)), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(2)
     _facts_block(pdf, family, ((clean(t), clean(v)) for t, v in _facts(content)))
-    if font is None:
+    if not font.unicode:
         pdf.set_font(family, size=8)
         pdf.multi_cell(
             0,

@@ -151,7 +151,8 @@ def copy_audit_schema(source: Path, target: sqlite3.Connection) -> None:
             sql
             for (sql,) in src.execute(
                 "SELECT sql FROM sqlite_master WHERE tbl_name IN ('audit_events', 'audit_head')"
-                " AND sql IS NOT NULL ORDER BY type DESC"  # tables before their indexes
+                " AND sql IS NOT NULL"  # tables, then their indexes and append-only triggers
+                " ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END"
             )
         ]
     for sql in statements:

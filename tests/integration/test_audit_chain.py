@@ -15,7 +15,7 @@ from retention.errors import InvalidAuditEvent
 from retention.models import AuditEvent, AuditHead
 from server.cli import main
 
-from support import engine_of
+from support import drop_append_only_guard, engine_of
 
 ACTOR = Actor("clerk", "emp-7")
 
@@ -35,6 +35,8 @@ async def append(store, count: int, start: int = 0) -> None:
 
 
 async def tamper(store, statement) -> None:
+    """Change the log the way a database owner can: drop the append-only guard, then write."""
+    await drop_append_only_guard(engine_of(store))
     async with store.sessions() as session, session.begin():
         await session.execute(statement)
 

@@ -24,6 +24,7 @@ from identity.digid.testidp import TestIdp, TestIdpConfig, TrustedSp
 from identity.digid.testidp_web import add_test_idp_routes
 from identity.invitations import create_invitation
 from identity.sessions import SESSION_COOKIE
+from retention.checkpoints import load_checkpoint_key
 from server.app import create_app
 from server.pages import TEMPLATES
 from server.settings import Settings
@@ -69,6 +70,7 @@ async def production(aiohttp_server, aiohttp_client, settings, clock, store, tmp
     )
     # An operator installs the export signing key (`balie keys create-export-key`).
     load_export_key(settings.resolved_key_dir, create=True)
+    load_checkpoint_key(settings.resolved_audit_signing_key, create=True)
     configured = Settings(
         environment="production",
         data_dir=settings.data_dir,
