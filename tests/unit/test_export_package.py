@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pypdf import PdfReader
 
+from dossier.errors import IntegrityError
 from dossier.export import transcript
 from dossier.export.errors import ExportConfigError, ExportFailed, PackageInvalid
 from dossier.export.package import STEP_WRITTEN, PackageExporter, safe_file_name
@@ -298,6 +299,24 @@ async def test_a_document_shorter_than_recorded_fails_and_leaves_nothing(tmp_pat
     ledger = MemoryLedger()
     with pytest.raises(ExportFailed, match=str(short.document_id)):
         await export(exporter, replace(content, documents=(short,)), ledger)
+    assert list(tmp_path.iterdir()) == []
+    assert ledger.steps == {}
+
+
+async def test_a_document_that_fails_to_decrypt_midway_fails_and_leaves_nothing(tmp_path, key):
+    # The second segment does not authenticate while the first is still being written.
+    content = sample_content()
+    first = content.documents[0]
+
+    async def damaged():
+        yield b"%PDF-1.7\n" + bytes(1 << 20)
+        raise IntegrityError(f"document {first.document_id} segment 1 does not authenticate")
+
+    broken = replace(first, open=damaged, size=(1 << 20) * 2)
+    exporter = PackageExporter(output_dir=tmp_path, signing_key=key)
+    ledger = MemoryLedger()
+    with pytest.raises(IntegrityError, match="segment 1"):
+        await export(exporter, replace(content, documents=(broken,)), ledger)
     assert list(tmp_path.iterdir()) == []
     assert ledger.steps == {}
 
