@@ -67,8 +67,6 @@ async def ensure_service_type(
     archive_mode: str = "export_required",
     selectielijst: str = "",
     needs_bsn: bool = False,
-    on_deadline: str = "destroy",
-    policy_version: str | None = None,
 ) -> ServiceType:
     """The service type with `code`, created if missing. Retention above 56 days is refused."""
     if not 1 <= retention_days <= MAX_RETENTION_DAYS:
@@ -87,10 +85,7 @@ async def ensure_service_type(
         archive_mode=archive_mode,
         selectielijst=selectielijst,
         needs_bsn=needs_bsn,
-        on_deadline=on_deadline,
     )
-    if policy_version is not None:  # else the model's default ("builtin-1")
-        service.policy_version = policy_version
     session.add(service)
     await session.flush()
     return service

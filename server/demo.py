@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlmodel import col
 
-from dossier.appointments import create_appointment, ensure_department, ensure_service_type
+from dossier.appointments import create_appointment, ensure_department
 from dossier.models import Appointment, Dossier, ServiceType
 from dossier.store import DossierStore
 from identity.accounts import add_local_account
@@ -15,6 +15,7 @@ from identity.invitations import create_invitation
 from identity.models import StaffAccount
 from retention.audit import Actor
 from retention.policy import Policy
+from retention.policy_versions import sync_service_types
 
 __all__ = ["DEMO_CLERK", "DEMO_STAFF", "seed_demo"]
 
@@ -46,17 +47,8 @@ async def seed_demo(
     """
     async with store.sessions() as session, session.begin():
         await ensure_department(session, code="burgerzaken", name="Burgerzaken")
-        for rule in policy.services.values():
-            await ensure_service_type(
-                session,
-                code=rule.code,
-                label=rule.label,
-                level_of_assurance=rule.level_of_assurance,
-                retention_days=rule.max_days,
-                archive_mode=rule.archive,
-                selectielijst=rule.selectielijst or "",
-                needs_bsn=rule.needs_bsn,
-            )
+        # The same sync as when a policy version comes into force: one way to service types.
+        await sync_service_types(session, policy)
         now = await store.clock.now(session)
         have_any = (await session.execute(select(col(Dossier.id)).limit(1))).first() is not None
     if not have_any:
