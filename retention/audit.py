@@ -2,11 +2,14 @@
 
     entry_hash = SHA-256("balie-audit-v1\\0" || prev_hash || canonical entry)
 
-where the canonical entry is the fields joined by U+001F (unit separator), which no field may
-contain: sequence number, UTC time (ISO 8601, microseconds), actor, action, object type, object
-reference, result and the detail as canonical JSON. The first event's `prev_hash` is 32 zero
-bytes. Appends are serialised so that sequence numbers have no gaps: by a transaction-scoped
-advisory lock on PostgreSQL and by `BEGIN IMMEDIATE` (see `dossier.db`) on SQLite.
+where `prev_hash` is the previous event's entry hash (32 zero bytes before the first) and the
+canonical entry is the fields joined by U+001F (unit separator), which no field may contain:
+sequence number, UTC time (ISO 8601, microseconds), actor, action, object type, object
+reference, result and the detail as canonical JSON. The entry is stored as it was hashed (the
+`entry` column); the database derives the other columns from it (`retention.models`), so what
+is read is what the chain covers, and verifying reads and hashes one column. Appends are
+serialised so that sequence numbers have no gaps: by a transaction-scoped advisory lock on
+PostgreSQL and by `BEGIN IMMEDIATE` (see `dossier.db`) on SQLite.
 
 This module imports nothing from `dossier` but its database plumbing, so every package can
 record events from inside its own transactions.
@@ -14,17 +17,23 @@ record events from inside its own transactions.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import queue
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from dossier.db import SQLITE_BUSY_TIMEOUT_MS
 from retention.errors import InvalidAuditEvent
 from retention.models import AuditEvent, AuditHead
 
@@ -39,7 +48,6 @@ __all__ = [
     "chain_hash",
     "lock_chain",
     "record_event",
-    "sqlite_timestamp",
     "verify_chain",
 ]
 
@@ -88,7 +96,7 @@ def canonical_entry(
     result: str,
     detail: str,
 ) -> bytes:
-    """The exact bytes an event's hash covers."""
+    """The exact bytes an event's hash covers (stored, as text, in the event's `entry`)."""
     return _SEP.join(
         (str(seq), _timestamp(occurred_at), actor, action, object_type, object_ref, result, detail)
     ).encode("utf-8")
@@ -172,16 +180,10 @@ class EventFields:
             result=self.result,
             detail=self.detail,
         )
+        # The database derives every other column from the entry (retention.models).
         return {
             "seq": seq,
-            "occurred_at": self.at,
-            "actor": self.actor,
-            "action": self.action,
-            "object_type": self.object_type,
-            "object_ref": self.object_ref,
-            "result": self.result,
-            "detail": self.detail,
-            "prev_hash": prev,
+            "entry": canonical.decode("utf-8"),
             "entry_hash": chain_hash(prev, canonical),
         }
 
@@ -243,138 +245,61 @@ class ChainReport:
     kind: str = ""
 
 
-def sqlite_timestamp(value: dt.datetime) -> str:
-    """How SQLAlchemy stores a UTC instant in SQLite (the audit fast path writes the same)."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _canonical_time_from_sqlite(stored: str) -> str:
-    # "2026-03-02 09:00:00.000000" -> "2026-03-02T09:00:00.000000Z", without parsing: any
-    # other stored form gives a different canonical entry and so counts as altered.
-    return stored[:10] + "T" + stored[11:] + "Z"
-
-
 def check_rows(
-    rows: Iterable[Sequence[Any]],
-    *,
-    expected_seq: int,
-    prev: str,
-    timestamp: Callable[[Any], str],
+    rows: Iterable[Sequence[Any]], *, expected_seq: int, prev: str
 ) -> tuple[int, str, int | None, str, str]:
-    """Check consecutive rows `(seq, occurred_at, actor, action, object_type, object_ref,
-    result, detail, prev_hash, entry_hash)`; returns (next seq, last hash, bad seq, kind,
-    reason), kind and reason empty when all is well.
-
-    `timestamp` turns the stored time into its canonical text.
-    """
-    sha256, fromhex, sep, tag = hashlib.sha256, bytes.fromhex, _SEP, DOMAIN_TAG
-    for seq, at, actor, action, otype, oref, result, detail, prev_hash, entry_hash in rows:
+    """Check consecutive rows `(seq, entry, entry_hash)`, entry and hash as stored bytes;
+    returns (next seq, last hash, bad seq, kind, reason), kind and reason empty when all is
+    well."""
+    sha256, fromhex, tag = hashlib.sha256, bytes.fromhex, DOMAIN_TAG
+    for seq, entry, entry_hash in rows:
         if seq != expected_seq:
             return expected_seq, prev, expected_seq, "deleted", f"event {expected_seq} is missing"
-        if prev_hash != prev:
-            return seq, prev, seq, "modified", f"event {seq} does not follow event {seq - 1}"
-        try:
-            canonical = sep.join(
-                (str(seq), timestamp(at), actor, action, otype, oref, result, detail)
-            ).encode("utf-8")
-        except (TypeError, ValueError, AttributeError):  # a NULL or mistyped value
+        if not isinstance(entry, bytes) or not isinstance(entry_hash, bytes):  # NULL
             return seq, prev, seq, "modified", f"event {seq} was altered"
-        if sha256(tag + fromhex(prev) + canonical).hexdigest() != entry_hash:
-            return seq, prev, seq, "modified", f"event {seq} was altered"
-        prev = entry_hash
+        if sha256(tag + fromhex(prev) + entry).hexdigest().encode() != entry_hash:
+            # Without its own hash being wrong, an event fails when the one before it was
+            # rewritten and re-hashed: its hash covers the previous one.
+            after = f" or does not follow event {seq - 1}" if seq > 1 else ""
+            return seq, prev, seq, "modified", f"event {seq} was altered{after}"
+        prev = entry_hash.decode("ascii")
         expected_seq += 1
     return expected_seq, prev, None, "", ""
 
 
-_ROWS_SQL = text(
-    "SELECT seq, occurred_at, actor, action, object_type, object_ref, result, detail,"
-    " prev_hash, entry_hash FROM audit_events WHERE seq >= :first ORDER BY seq LIMIT :n"
-)
-
-# The fast path: the database builds every row's canonical entry (exactly as canonical_entry
-# does) and hands a whole batch back as one string, so Python only splits and hashes. A batch
-# that does not check out this way is walked again row by row (check_rows), which names the
-# first bad event; so the fast path decides nothing on its own but "this batch is intact".
-_BATCH_SQL = {
-    "sqlite": text(
-        "SELECT count(*), min(seq), max(seq), group_concat(entry, char(30)),"
-        " group_concat(prev_hash || entry_hash, '')"
-        " FROM (SELECT seq, prev_hash, entry_hash,"
-        " CAST(seq AS TEXT) || char(31)"
-        " || substr(occurred_at, 1, 10) || 'T' || substr(occurred_at, 12) || 'Z' || char(31)"
-        " || actor || char(31) || action || char(31) || object_type || char(31)"
-        " || object_ref || char(31) || result || char(31) || detail AS entry"
-        " FROM audit_events WHERE seq >= :first ORDER BY seq LIMIT :n)"
-    ),
-    "postgresql": text(
-        "SELECT count(*), min(seq), max(seq), string_agg(entry, chr(30) ORDER BY seq),"
-        " string_agg(prev_hash || entry_hash, '' ORDER BY seq)"
-        " FROM (SELECT seq, prev_hash, entry_hash,"
-        " seq::text || chr(31)"
-        " || to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-        " || chr(31) || actor || chr(31) || action || chr(31) || object_type || chr(31)"
-        " || object_ref || chr(31) || result || chr(31) || detail AS entry"
-        " FROM audit_events WHERE seq >= :first ORDER BY seq LIMIT :n) AS batch"
-    ),
-}
-
-
 def _batch_intact(
-    count: int, first: int, last: int, entries: str | None, links: str | None, *, prev: str
+    count: int,
+    last: int | None,
+    entries: bytes | None,
+    hashes: bytes | None,
+    *,
+    first: int,
+    prev: str,
 ) -> str | None:
-    """The hash after a batch that is whole and unaltered, else None."""
-    if last - first + 1 != count or entries is None or links is None or len(links) != 128 * count:
+    """The hash after a batch that starts at `first` and is whole and unaltered, else None.
+
+    `entries` are the batch's entries joined by U+001E (which no entry contains), `hashes`
+    their entry hashes concatenated. Rows come from `seq >= first`, so `count` rows ending at
+    `first + count - 1` are every sequence number in between.
+    """
+    if not count or last != first + count - 1 or entries is None or hashes is None:
         return None
-    pieces = entries.encode("utf-8").split(b"\x1e")
-    if len(pieces) != count:
+    pieces = entries.split(b"\x1e")
+    if len(pieces) != count or len(hashes) != 64 * count:
         return None
     sha256, tag = hashlib.sha256, DOMAIN_TAG
     # Chain raw digests and turn them into hex once per batch: the per-row work is one hash.
     digest = bytes.fromhex(prev)
-    expected = []
+    computed = []
     for canonical in pieces:
-        expected.append(digest)
         digest = sha256(tag + digest + canonical).digest()
-        expected.append(digest)
-    return digest.hex() if b"".join(expected).hex() == links else None
+        computed.append(digest)
+    return hashes[-64:].decode() if b"".join(computed).hex().encode() == hashes else None
 
 
-async def verify_chain(engine: AsyncEngine, *, batch: int = 5000) -> ChainReport:
-    """Walk the whole chain in order and report the first event that breaks it.
-
-    Detects an edited row (hash), a deleted row (gap), a reordered or replaced row (prev hash)
-    and a cut-off tail (head points past the last row). Intact batches are checked from one
-    aggregated string per batch; a batch with any fault is walked row by row to name it.
-    """
-    expected, prev = 1, GENESIS_HASH
-    async with engine.connect() as conn:
-        dialect = conn.dialect.name
-        timestamp: Callable[[Any], str] = (
-            _canonical_time_from_sqlite if dialect == "sqlite" else _timestamp
-        )
-        head = (await conn.execute(select(_HEAD.c.seq, _HEAD.c.entry_hash))).first()
-        head_seq, head_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
-        fast = _BATCH_SQL.get(dialect)
-        while True:
-            params = {"first": expected, "n": batch}
-            if fast is not None:
-                count, first, last, entries, links = (await conn.execute(fast, params)).one()
-                if count == 0:
-                    break
-                if first == expected:
-                    after = _batch_intact(count, first, last, entries, links, prev=prev)
-                    if after is not None:
-                        expected, prev = expected + count, after
-                        continue
-            rows = (await conn.execute(_ROWS_SQL, params)).all()
-            if not rows:
-                break
-            expected, prev, bad, kind, reason = check_rows(
-                rows, expected_seq=expected, prev=prev, timestamp=timestamp
-            )
-            if bad is not None:
-                return ChainReport(False, expected - 1, head_seq, head_hash, bad, reason, kind)
-    count = expected - 1
+def _report(count: int, prev: str, head: tuple[int, str] | None) -> ChainReport:
+    """The verdict once every row has been walked: does the head agree with the chain?"""
+    head_seq, head_hash = head if head is not None else (0, GENESIS_HASH)
     if count < head_seq:
         reason = f"the log ends at event {count} but its head records event {head_seq}"
         return ChainReport(False, count, head_seq, head_hash, count + 1, reason, "truncated")
@@ -385,3 +310,160 @@ async def verify_chain(engine: AsyncEngine, *, batch: int = 5000) -> ChainReport
         reason = f"event {count} does not match the head's hash"
         return ChainReport(False, count, head_seq, head_hash, count, reason, "modified")
     return ChainReport(True, count, head_seq, head_hash)
+
+
+def _broken(
+    expected: int, bad: int, reason: str, kind: str, head: tuple[int, str] | None
+) -> ChainReport:
+    head_seq, head_hash = head if head is not None else (0, GENESIS_HASH)
+    return ChainReport(False, expected - 1, head_seq, head_hash, bad, reason, kind)
+
+
+_HEAD_SQL = "SELECT seq, entry_hash FROM audit_head WHERE id = 1"
+# Entries and hashes are read as the bytes stored: text that is not UTF-8 is a finding, not
+# an error of the verifier.
+_ROWS_SQL = {
+    "sqlite": "SELECT seq, CAST(entry AS BLOB), CAST(entry_hash AS BLOB) FROM audit_events"
+    " WHERE seq >= :first ORDER BY seq LIMIT :n",
+    "postgresql": "SELECT seq, convert_to(entry, 'UTF8'), convert_to(entry_hash, 'UTF8')"
+    " FROM audit_events WHERE seq >= :first ORDER BY seq LIMIT :n",
+}
+# The fast path: one row per batch, its entries and hashes aggregated by the database, so that
+# Python only splits and hashes. A batch that does not check out this way is walked again row
+# by row (check_rows), which names the first bad event; so the fast path decides nothing on
+# its own but "this batch is intact".
+_BATCH_SQL = {
+    "sqlite": (
+        "SELECT count(*), max(seq), CAST(group_concat(entry, char(30)) AS BLOB),"
+        " CAST(group_concat(entry_hash, '') AS BLOB) FROM (SELECT seq, entry, entry_hash"
+        " FROM audit_events WHERE seq >= :first AND seq < :first + :n ORDER BY seq)"
+    ),
+    "postgresql": (
+        "SELECT count(*), max(seq), convert_to(string_agg(entry, chr(30) ORDER BY seq), 'UTF8'),"
+        " convert_to(string_agg(entry_hash, '' ORDER BY seq), 'UTF8') FROM audit_events"
+        " WHERE seq >= :first AND seq < :first + :n"
+    ),
+}
+# Verification reads the whole log once; mapping the file saves a copy of every page.
+_SQLITE_MMAP_BYTES = 1 << 28
+
+
+class _SqliteSnapshot:
+    """A read transaction on the SQLite file, fed ahead by a thread of its own.
+
+    SQLite aggregates the next batch (the GIL is released while it steps) while the caller
+    hashes this one: on two cores reading and hashing overlap instead of taking turns.
+    """
+
+    def __init__(self, path: str, batch: int) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        self._conn.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")
+        self._conn.execute("BEGIN")  # one snapshot for the rows and the head (WAL)
+        self.head: tuple[int, str] | None = self._conn.execute(_HEAD_SQL).fetchone()
+        self._batch = batch
+        self._ahead: queue.Queue[tuple[int, int, Any, Any, Any] | BaseException] = queue.Queue(
+            maxsize=2
+        )
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    def batches(self, first: int) -> Iterator[tuple[int, int, Any, Any, Any]]:
+        """(first seq, count, last seq, entries, hashes) per batch from `first` on."""
+        self._reader = threading.Thread(
+            target=self._read_ahead, args=(first,), name="balie-audit-verify", daemon=True
+        )
+        self._reader.start()
+        while True:
+            item = self._ahead.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if not item[1]:
+                return
+
+    def _read_ahead(self, first: int) -> None:
+        sql = _BATCH_SQL["sqlite"].replace(":first", "?1").replace(":n", "?2")
+        try:
+            while not self._stop.is_set():
+                count, last, entries, hashes = self._conn.execute(
+                    sql, (first, self._batch)
+                ).fetchone()
+                self._ahead.put((first, count, last, entries, hashes))
+                if not count:
+                    return
+                first += count
+        except BaseException as error:  # handed to the caller, who raises it
+            self._ahead.put(error)
+
+    def rows(self, first: int) -> list[tuple[Any, ...]]:
+        self._halt()
+        sql = _ROWS_SQL["sqlite"].replace(":first", "?").replace(":n", "?")
+        return self._conn.execute(sql, (first, self._batch)).fetchall()
+
+    def _halt(self) -> None:
+        if self._reader is not None:
+            self._stop.set()
+            while self._reader.is_alive():  # drain, so a blocked put() can finish
+                with contextlib.suppress(queue.Empty):
+                    self._ahead.get(timeout=0.05)
+            self._reader = None
+
+    def close(self) -> None:
+        self._halt()
+        self._conn.close()
+
+
+def _verify_sqlite(path: str, batch: int) -> ChainReport:
+    snapshot = _SqliteSnapshot(path, batch)
+    try:
+        expected, prev = 1, GENESIS_HASH
+        for first, count, last, entries, hashes in snapshot.batches(expected):
+            if not count:
+                return _report(expected - 1, prev, snapshot.head)
+            after = _batch_intact(count, last, entries, hashes, first=first, prev=prev)
+            if after is None:
+                break
+            expected, prev = expected + count, after
+        # A batch failed the fast check: walk rows from there, in the same snapshot.
+        while rows := snapshot.rows(expected):
+            expected, prev, bad, kind, reason = check_rows(rows, expected_seq=expected, prev=prev)
+            if bad is not None:
+                return _broken(expected, bad, reason, kind, snapshot.head)
+        return _report(expected - 1, prev, snapshot.head)
+    finally:
+        snapshot.close()
+
+
+async def verify_chain(engine: AsyncEngine, *, batch: int = 2000) -> ChainReport:
+    """Walk the whole chain in order and report the first event that breaks it.
+
+    Detects an edited entry or hash, a deleted row (gap), a reordered or replaced row (its hash
+    covers the one before) and a cut-off tail (head points past the last row). Intact batches
+    are checked from one aggregated row per batch; a batch with any fault is walked row by row
+    to name it. On SQLite the walk runs in a thread, off the event loop.
+    """
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if path and path != ":memory:":
+        return await asyncio.to_thread(_verify_sqlite, path, batch)
+    expected, prev = 1, GENESIS_HASH
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # one snapshot for the rows and the head
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+        head_row = (await conn.execute(text(_HEAD_SQL))).first()
+        head = (head_row[0], head_row[1]) if head_row else None
+        fast, rows_sql = _BATCH_SQL[conn.dialect.name], _ROWS_SQL[conn.dialect.name]
+        while True:
+            params = {"first": expected, "n": batch}
+            count, last, entries, hashes = (await conn.execute(text(fast), params)).one()
+            if not count:
+                return _report(expected - 1, prev, head)
+            after = _batch_intact(count, last, entries, hashes, first=expected, prev=prev)
+            if after is None:
+                break
+            expected, prev = expected + count, after
+        while rows := (await conn.execute(text(rows_sql), {"first": expected, "n": batch})).all():
+            expected, prev, bad, kind, reason = check_rows(rows, expected_seq=expected, prev=prev)
+            if bad is not None:
+                return _broken(expected, bad, reason, kind, head)
+    return _report(expected - 1, prev, head)

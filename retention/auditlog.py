@@ -23,17 +23,12 @@ from retention.audit import (
     EventArgs,
     EventFields,
     append_fields,
-    sqlite_timestamp,
     verify_chain,
 )
 
 __all__ = ["AuditLog"]
 
-_INSERT = (
-    "INSERT INTO audit_events (seq, occurred_at, actor, action, object_type, object_ref,"
-    " result, detail, prev_hash, entry_hash) VALUES (:seq, :occurred_at, :actor, :action,"
-    " :object_type, :object_ref, :result, :detail, :prev_hash, :entry_hash)"
-)
+_INSERT = "INSERT INTO audit_events (seq, entry, entry_hash) VALUES (:seq, :entry, :entry_hash)"
 _HEAD = "SELECT seq, entry_hash FROM audit_head WHERE id = 1"
 _SET_HEAD = (
     "INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, :seq, :entry_hash)"
@@ -76,7 +71,6 @@ class AuditLog:
         try:
             head = conn.execute(_HEAD).fetchone()
             row = fields.chained(None if head is None else (head[0], head[1]))
-            row["occurred_at"] = sqlite_timestamp(row["occurred_at"])
             conn.execute(_INSERT, row)
             conn.execute(_SET_HEAD, row)
             conn.execute("COMMIT")

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
-from sqlalchemy import String, Text, UniqueConstraint
+from sqlalchemy import Column, Computed, String, Text, UniqueConstraint
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Field, SQLModel
 
 from dossier.db import UTCDateTime
@@ -24,20 +28,105 @@ __all__ = [
 ]
 
 
+class EntryField(ColumnElement[Any]):
+    """One field of an audit event, read out of its canonical entry by the database.
+
+    The entry (see `retention.audit`) is the fields joined by U+001F: seq, UTC time
+    (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, always 27 characters), actor, action, object type, object
+    reference, result, detail. On SQLite a field's start is found from the lengths of the
+    fields before it (a generated column may read another there); PostgreSQL has split_part
+    but no generated column may read another.
+    """
+
+    inherit_cache = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+_TEXT_FIELDS = ("actor", "action", "object_type", "object_ref", "result", "detail")
+
+
+def _sqlite_start(name: str) -> str:
+    # The first text field starts after "seq<US>" plus the 27-character time and its <US>.
+    start = "instr(entry, char(31)) + 29"
+    for before in _TEXT_FIELDS[: _TEXT_FIELDS.index(name)]:
+        start += f" + length({before}) + 1"
+    return start
+
+
+@compiles(EntryField, "sqlite")
+def _entry_field_sqlite(element: EntryField, compiler: Any, **kw: Any) -> str:
+    if element.name == "occurred_at":  # as SQLAlchemy stores a UTC DATETIME on SQLite
+        return (
+            "substr(entry, instr(entry, char(31)) + 1, 10) || ' ' ||"
+            " substr(entry, instr(entry, char(31)) + 12, 15)"
+        )
+    start = _sqlite_start(element.name)
+    if element.name == "detail":  # the last field runs to the end
+        return f"substr(entry, {start})"
+    return f"substr(entry, {start}, instr(substr(entry, {start}), char(31)) - 1)"
+
+
+@compiles(EntryField, "postgresql")
+def _entry_field_postgresql(element: EntryField, compiler: Any, **kw: Any) -> str:
+    if element.name == "occurred_at":
+        # make_timestamp is immutable, a text-to-timestamp cast is not (a generated column
+        # needs the former); the entry's time is UTC by construction.
+        time = "split_part(entry, chr(31), 2)"
+        parts = ", ".join(
+            f"substr({time}, {start}, {length})::integer"
+            for start, length in ((1, 4), (6, 2), (9, 2), (12, 2), (15, 2))
+        )
+        return f"timezone('UTC', make_timestamp({parts}, substr({time}, 18, 9)::double precision))"
+    position = 3 + _TEXT_FIELDS.index(element.name)
+    return f"split_part(entry, chr(31), {position})"
+
+
+class FromEntry(Computed):
+    """GENERATED ALWAYS AS (field of entry): VIRTUAL on SQLite, so the field exists only as
+    the entry's bytes and cannot disagree with them; STORED on PostgreSQL, which has no
+    virtual ones (15) but lets no statement write a generated column either."""
+
+    inherit_cache = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(EntryField(name))
+
+
+@compiles(FromEntry)
+def _from_entry_ddl(element: FromEntry, compiler: Any, **kw: Any) -> str:
+    expression = compiler.sql_compiler.process(
+        element.sqltext, include_table=False, literal_binds=True
+    )
+    kind = "STORED" if compiler.dialect.name == "postgresql" else "VIRTUAL"
+    return f"GENERATED ALWAYS AS ({expression}) {kind}"
+
+
+def _from_entry(name: str, type_: TypeEngine[Any], *, index: bool = False) -> Any:
+    """A column the database derives from the entry (see FromEntry)."""
+    return Field(sa_column=Column(name, type_, FromEntry(name), nullable=False, index=index))
+
+
 class AuditEvent(SQLModel, table=True):
-    """One audit event. Rows are never updated or deleted; `entry_hash` chains them."""
+    """One audit event. Rows are never updated or deleted; `entry_hash` chains them.
+
+    `entry` holds the canonical entry exactly as hashed, and every other field is derived from
+    it by the database: what a report reads is what the chain covers, and verification only
+    has to read and hash the entries.
+    """
 
     __tablename__ = "audit_events"
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    occurred_at: dt.datetime = Field(sa_type=UTCDateTime)
-    actor: str = Field(sa_type=String(160))
-    action: str = Field(sa_type=String(64), index=True)
-    object_type: str = Field(sa_type=String(32))
-    object_ref: str = Field(sa_type=String(64), index=True)
-    result: str = Field(sa_type=String(32))
-    detail: str = Field(sa_type=Text)  # canonical JSON, no personal data
-    prev_hash: str = Field(sa_type=String(64))
+    entry: str = Field(sa_type=Text)
+    occurred_at: dt.datetime = _from_entry("occurred_at", UTCDateTime())
+    actor: str = _from_entry("actor", String(160))
+    action: str = _from_entry("action", String(64), index=True)
+    object_type: str = _from_entry("object_type", String(32))
+    object_ref: str = _from_entry("object_ref", String(64), index=True)
+    result: str = _from_entry("result", String(32))
+    detail: str = _from_entry("detail", Text())  # canonical JSON, no personal data
     entry_hash: str = Field(sa_type=String(64))
 
 

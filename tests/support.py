@@ -80,6 +80,41 @@ async def drop_append_only_guard(engine: AsyncEngine) -> None:
                 await conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{verb}{on}"))
 
 
+ENTRY_FIELDS = (
+    "seq",
+    "occurred_at",
+    "actor",
+    "action",
+    "object_type",
+    "object_ref",
+    "result",
+    "detail",
+)
+
+
+async def rewrite_event(engine: AsyncEngine, seq: int, **changes: Any) -> None:
+    """Change audit event `seq` as a database owner can: drop the append-only guard and
+    rewrite its entry (every field lives there; the columns are derived from it). A change
+    of `entry_hash` is written as given; `occurred_at` may be an aware datetime."""
+    await drop_append_only_guard(engine)
+    async with engine.begin() as conn:
+        query = text("SELECT entry FROM audit_events WHERE seq = :seq")
+        parts = (await conn.execute(query, {"seq": seq})).scalar_one().split("\x1f")
+        values = {"seq": seq, "entry_hash": changes.pop("entry_hash", None)}
+        for name, value in changes.items():
+            if isinstance(value, dt.datetime):
+                value = value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            parts[ENTRY_FIELDS.index(name)] = str(value)
+        values["entry"] = "\x1f".join(parts)
+        await conn.execute(
+            text(
+                "UPDATE audit_events SET entry = :entry,"
+                " entry_hash = coalesce(:entry_hash, entry_hash) WHERE seq = :seq"
+            ),
+            values,
+        )
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:

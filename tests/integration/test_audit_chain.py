@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text
 from sqlmodel import col
 
 from retention.audit import Actor, record_event, verify_chain
@@ -15,7 +15,7 @@ from retention.errors import InvalidAuditEvent
 from retention.models import AuditEvent, AuditHead
 from server.cli import main
 
-from support import drop_append_only_guard, engine_of
+from support import drop_append_only_guard, engine_of, rewrite_event
 
 ACTOR = Actor("clerk", "emp-7")
 
@@ -60,7 +60,7 @@ async def test_empty_log_verifies(engine):
 
 
 async def test_edited_field_is_found_at_its_sequence_number(chain):
-    await tamper(chain, update(AuditEvent).where(col(AuditEvent.seq) == 4).values(action="x"))
+    await rewrite_event(engine_of(chain), 4, action="x")
     report = await verify_chain(engine_of(chain))
     assert not report.ok
     assert report.first_bad_seq == 4
@@ -69,14 +69,12 @@ async def test_edited_field_is_found_at_its_sequence_number(chain):
 
 async def test_edited_time_is_found(chain):
     moved = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-    await tamper(
-        chain, update(AuditEvent).where(col(AuditEvent.seq) == 7).values(occurred_at=moved)
-    )
+    await rewrite_event(engine_of(chain), 7, occurred_at=moved)
     assert (await verify_chain(engine_of(chain))).first_bad_seq == 7
 
 
 async def test_truncated_field_value_is_found(chain):
-    await tamper(chain, update(AuditEvent).where(col(AuditEvent.seq) == 2).values(detail='{"i":2}'))
+    await rewrite_event(engine_of(chain), 2, detail='{"i":2}')
     assert (await verify_chain(engine_of(chain))).first_bad_seq == 2
 
 
@@ -84,10 +82,11 @@ async def test_rehashed_edit_is_still_found_by_the_next_event(chain):
     # An editor who recomputes the edited row's own hash breaks the link to the next one.
     async with chain.sessions() as session:
         row = await session.get(AuditEvent, 5)
+        before = await session.get(AuditEvent, 4)
     from retention.audit import canonical_entry, chain_hash
 
     forged = chain_hash(
-        row.prev_hash,
+        before.entry_hash,
         canonical_entry(
             seq=5,
             occurred_at=row.occurred_at,
@@ -99,15 +98,10 @@ async def test_rehashed_edit_is_still_found_by_the_next_event(chain):
             detail=row.detail,
         ),
     )
-    await tamper(
-        chain,
-        update(AuditEvent)
-        .where(col(AuditEvent.seq) == 5)
-        .values(action="forged", entry_hash=forged),
-    )
+    await rewrite_event(engine_of(chain), 5, action="forged", entry_hash=forged)
     report = await verify_chain(engine_of(chain))
     assert report.first_bad_seq == 6
-    assert "does not follow" in report.reason
+    assert "does not follow event 5" in report.reason
 
 
 async def test_deleted_row_is_found(chain):
@@ -130,14 +124,8 @@ async def test_appended_forgery_is_found(chain):
         session.add(
             AuditEvent(
                 seq=11,
-                occurred_at=dt.datetime(2026, 3, 3, tzinfo=dt.UTC),
-                actor="clerk:emp-7",
-                action="test.event",
-                object_type="dossier",
-                object_ref="ref-x",
-                result="ok",
-                detail="{}",
-                prev_hash="0" * 64,
+                entry="11\x1f2026-03-03T00:00:00.000000Z\x1fclerk:emp-7\x1ftest.event"
+                "\x1fdossier\x1fref-x\x1fok\x1f{}",
                 entry_hash="0" * 64,
             )
         )
@@ -146,7 +134,7 @@ async def test_appended_forgery_is_found(chain):
 
 async def test_verify_walks_many_batches(store):
     await append(store, 25)
-    await tamper(store, update(AuditEvent).where(col(AuditEvent.seq) == 23).values(result="no"))
+    await rewrite_event(engine_of(store), 23, result="no")
     report = await verify_chain(engine_of(store), batch=4)
     assert report.first_bad_seq == 23
 
@@ -300,18 +288,35 @@ async def test_intact_chain_is_verified_by_the_fast_path_alone(chain, monkeypatc
     assert report.count == 10
 
 
-async def test_edited_prev_hash_is_found(chain):
-    await tamper(
-        chain, update(AuditEvent).where(col(AuditEvent.seq) == 8).values(prev_hash="a" * 64)
-    )
+async def test_edited_hash_is_found(chain):
+    await rewrite_event(engine_of(chain), 8, entry_hash="a" * 64)
     report = await verify_chain(engine_of(chain))
     assert report.first_bad_seq == 8
-    assert "does not follow" in report.reason
+    assert "event 8 was altered" in report.reason
+
+
+async def test_fields_are_read_from_the_hashed_entry(chain):
+    """A report reads the derived columns; they are the entry's own fields, nothing else."""
+    await rewrite_event(engine_of(chain), 3, actor="clerk:emp-99", object_ref="elsewhere")
+    async with chain.sessions() as session:
+        row = await session.get(AuditEvent, 3)
+    assert (row.actor, row.object_ref, row.action) == ("clerk:emp-99", "elsewhere", "test.event")
+    assert row.occurred_at == dt.datetime(2026, 3, 2, 9, 0, 2, tzinfo=dt.UTC)
+    assert (await verify_chain(engine_of(chain))).first_bad_seq == 3
 
 
 async def test_null_or_separator_smuggled_into_a_field_is_found(chain):
-    await tamper(
-        chain,
-        update(AuditEvent).where(col(AuditEvent.seq) == 5).values(actor="clerk:emp-7\x1etest"),
-    )
+    await rewrite_event(engine_of(chain), 5, actor="clerk:emp-7\x1etest")
     assert (await verify_chain(engine_of(chain))).first_bad_seq == 5
+
+
+async def test_an_entry_that_is_not_text_is_found(chain):
+    await drop_append_only_guard(engine_of(chain))
+    async with engine_of(chain).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            pytest.skip("PostgreSQL keeps a text column text")
+        await conn.execute(
+            text("UPDATE audit_events SET entry = CAST(entry AS BLOB) || x'ff' WHERE seq = 6")
+        )
+    report = await verify_chain(engine_of(chain))
+    assert (report.first_bad_seq, report.kind) == (6, "modified")

@@ -36,7 +36,7 @@ from server.audit_routes import checkpoint_job, checkpoint_now
 from server.cli import main
 from server.settings import Settings
 
-from support import drop_append_only_guard, engine_of, staff_visitor
+from support import drop_append_only_guard, engine_of, rewrite_event, staff_visitor
 
 ACTOR = Actor("clerk", "emp-7")
 SYSTEM = Actor.system("test")
@@ -312,7 +312,7 @@ async def test_intact_log_verifies_and_the_outcome_is_recorded(signed, settings)
 
 
 async def test_an_edited_row_is_found(signed, settings):
-    await tamper(signed, update(AuditEvent).where(col(AuditEvent.seq) == 4).values(action="x"))
+    await rewrite_event(engine_of(signed), 4, action="x")
     out = await verify_cli(settings, code=1)
     assert "BROKEN at sequence number 4 (modified): event 4 was altered" in out
     [row] = await verifications(signed)

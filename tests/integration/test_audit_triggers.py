@@ -62,7 +62,7 @@ STATEMENTS = [
     pytest.param(
         "audit_events",
         "update",
-        update(AuditEvent).where(col(AuditEvent.seq) == 3).values(action="changed"),
+        update(AuditEvent).where(col(AuditEvent.seq) == 3).values(entry="changed"),
         id="update one event",
     ),
     pytest.param(
@@ -95,7 +95,7 @@ async def test_update_and_delete_are_refused_by_the_database(signed, table, verb
 async def test_raw_sql_is_refused_as_well(signed):
     with pytest.raises(DBAPIError, match="append-only"):
         async with engine_of(signed).begin() as conn:
-            await conn.execute(text("UPDATE audit_events SET result = 'no' WHERE seq = 1"))
+            await conn.execute(text("UPDATE audit_events SET entry = 'no' WHERE seq = 1"))
     async with signed.sessions() as session:
         assert await session.scalar(select(AuditEvent.result).where(AuditEvent.seq == 1)) == "ok"
 
