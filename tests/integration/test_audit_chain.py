@@ -320,3 +320,29 @@ async def test_an_entry_that_is_not_text_is_found(chain):
         )
     report = await verify_chain(engine_of(chain))
     assert (report.first_bad_seq, report.kind) == (6, "modified")
+
+
+async def test_verification_sees_one_snapshot_while_events_are_appended(store):
+    """Rows and head are read in one snapshot: appends during a long walk are not mistaken for
+    events slipped in behind the head's back."""
+    await append(store, 200)
+
+    async def keep_appending() -> None:
+        for i in range(40):
+            await store.audit.append(
+                at=dt.datetime.now(dt.UTC),
+                actor=ACTOR,
+                action="during.verify",
+                object_type="t",
+                object_ref=f"r-{i}",
+            )
+
+    writer = asyncio.ensure_future(keep_appending())
+    reports = []
+    while not writer.done():
+        reports.append(await verify_chain(engine_of(store), batch=7))
+    await writer
+    reports.append(await verify_chain(engine_of(store), batch=7))
+    assert len(reports) >= 2
+    assert all(r.ok for r in reports), [r for r in reports if not r.ok]
+    assert reports[-1].count == 240
