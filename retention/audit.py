@@ -38,6 +38,7 @@ from retention.errors import InvalidAuditEvent
 from retention.models import AuditEvent, AuditHead
 
 __all__ = [
+    "ENTRY_FIELDS",
     "GENESIS_HASH",
     "Actor",
     "ChainReport",
@@ -45,6 +46,7 @@ __all__ = [
     "EventFields",
     "append_fields",
     "canonical_entry",
+    "canonical_time",
     "chain_hash",
     "lock_chain",
     "record_event",
@@ -81,7 +83,21 @@ class Actor:
         return cls("operator", name)
 
 
-def _timestamp(value: dt.datetime) -> str:
+# The canonical entry's fields, in order (U+001F between them).
+ENTRY_FIELDS = (
+    "seq",
+    "occurred_at",
+    "actor",
+    "action",
+    "object_type",
+    "object_ref",
+    "result",
+    "detail",
+)
+
+
+def canonical_time(value: dt.datetime) -> str:
+    """An instant as the canonical entry writes it: UTC, microseconds, always 27 characters."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -98,7 +114,16 @@ def canonical_entry(
 ) -> bytes:
     """The exact bytes an event's hash covers (stored, as text, in the event's `entry`)."""
     return _SEP.join(
-        (str(seq), _timestamp(occurred_at), actor, action, object_type, object_ref, result, detail)
+        (
+            str(seq),
+            canonical_time(occurred_at),
+            actor,
+            action,
+            object_type,
+            object_ref,
+            result,
+            detail,
+        )
     ).encode("utf-8")
 
 

@@ -11,7 +11,10 @@ checkpoints) is found here:
   checkpoint may point past the end of the log (truncation);
 * every witness file must have an identical checkpoint in the database (missing: the
   checkpoint was deleted; different: history was rewritten and signed again, with a stolen
-  key or another one) and must agree with the log, and every checkpoint must have its witness.
+  key or another one) and must agree with the log, and every checkpoint must have its witness;
+* the columns a report reads must still be derived from the hashed entries
+  (`retention.audit_columns`): a column redefined so that it can be written is found, at the
+  first event where it shows something its entry does not say.
 
 Each finding names a sequence number and what happened there: modified, deleted, inserted,
 truncated or re-signed. The report's first fault is the one with the lowest number.
@@ -35,6 +38,7 @@ from sqlmodel import col
 from dossier.crypto.signing_keys import key_fingerprint
 from dossier.db import Clock
 from retention.audit import Actor, ChainReport, record_event, verify_chain
+from retention.audit_columns import column_faults
 from retention.checkpoints import Witness, checkpoint_statement, read_witnesses
 from retention.models import AuditCheckpoint, AuditEvent, AuditVerification
 
@@ -168,6 +172,8 @@ async def verify_audit(
         findings.add(seq, "modified", problem)
     by_seq = {w.seq: w for w in witnesses}
     async with AsyncSession(engine) as session:
+        for seq, problem in await column_faults(session):
+            findings.add(seq, "modified", problem)
         rows = list((await session.execute(select(AuditCheckpoint))).scalars())
         log_end = int(await session.scalar(select(func.max(col(AuditEvent.seq)))) or 0)
         stored = {row.seq: row for row in rows}

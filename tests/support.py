@@ -22,7 +22,7 @@ from dossier.store import DossierStore
 from identity.accounts import add_local_account
 from identity.invitations import create_invitation
 from identity.sessions import SESSION_COOKIE, create_session
-from retention.audit import Actor
+from retention.audit import ENTRY_FIELDS, Actor, canonical_time
 from server.app import LINGERING_SECONDS, create_app
 from server.settings import Settings
 
@@ -80,18 +80,6 @@ async def drop_append_only_guard(engine: AsyncEngine) -> None:
                 await conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{verb}{on}"))
 
 
-ENTRY_FIELDS = (
-    "seq",
-    "occurred_at",
-    "actor",
-    "action",
-    "object_type",
-    "object_ref",
-    "result",
-    "detail",
-)
-
-
 async def rewrite_event(engine: AsyncEngine, seq: int, **changes: Any) -> None:
     """Change audit event `seq` as a database owner can: drop the append-only guard and
     rewrite its entry (every field lives there; the columns are derived from it). A change
@@ -102,9 +90,8 @@ async def rewrite_event(engine: AsyncEngine, seq: int, **changes: Any) -> None:
         parts = (await conn.execute(query, {"seq": seq})).scalar_one().split("\x1f")
         values = {"seq": seq, "entry_hash": changes.pop("entry_hash", None)}
         for name, value in changes.items():
-            if isinstance(value, dt.datetime):
-                value = value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            parts[ENTRY_FIELDS.index(name)] = str(value)
+            text_value = canonical_time(value) if isinstance(value, dt.datetime) else str(value)
+            parts[ENTRY_FIELDS.index(name)] = text_value
         values["entry"] = "\x1f".join(parts)
         await conn.execute(
             text(

@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlmodel import col
 
-from retention.audit import Actor, EventFields, record_event
+from retention.audit import Actor, EventFields, record_event, verify_chain
 from retention.audit_verify import verify_audit
 from retention.checkpoints import (
     CheckpointError,
@@ -577,3 +577,41 @@ async def test_the_language_link_of_a_result_page_leads_back(
     assert response.headers["Location"] == "/beheer/audit?lang=en"
     english = await client.get("/beheer/audit?lang=en", headers=visitor.cookie)
     assert "Verify the audit log" in await english.text()
+
+
+async def redefine_actor_column(store) -> None:
+    """What a database owner can do to show an actor the chain does not cover: make the
+    derived column an ordinary one (PostgreSQL: DROP EXPRESSION; SQLite: rebuild the table)."""
+    engine = engine_of(store)
+    await drop_append_only_guard(engine)
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("ALTER TABLE audit_events ALTER COLUMN actor DROP EXPRESSION"))
+            return
+        await conn.execute(
+            text(
+                "CREATE TABLE forged AS SELECT seq, entry, occurred_at, actor, action,"
+                " object_type, object_ref, result, detail, entry_hash FROM audit_events"
+            )
+        )
+        await conn.execute(text("DROP TABLE audit_events"))
+        await conn.execute(text("ALTER TABLE forged RENAME TO audit_events"))
+
+
+async def test_a_redefined_column_that_shows_another_actor_is_found(signed, settings):
+    await redefine_actor_column(signed)
+    async with engine_of(signed).begin() as conn:
+        await conn.execute(text("UPDATE audit_events SET actor = 'clerk:emp-1' WHERE seq = 4"))
+    async with signed.sessions() as session:
+        assert (await session.get(AuditEvent, 4)).actor == "clerk:emp-1"
+    assert (await verify_chain(engine_of(signed))).ok  # the chain alone cannot see it
+    out = await verify_cli(settings, code=1)
+    assert "BROKEN at sequence number 4 (modified): event 4: its actor is not what its" in out
+
+
+async def test_a_redefined_column_is_found_before_it_is_written(signed, settings):
+    await redefine_actor_column(signed)
+    out = await verify_cli(settings, code=1)
+    assert "BROKEN at sequence number 1 (modified)" in out
+    assert "are no longer derived from the hashed entries (no event differs yet)" in out
+    assert "actor" in out  # on SQLite the rebuilt table has every column plain
