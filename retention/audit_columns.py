@@ -38,8 +38,8 @@ def normalised_expression(sql: str) -> str:
     return re.sub(r"::(double precision|[a-z]+)|[\s()'\"]", "", sql).lower()
 
 
-def redefined_columns(connection: Connection) -> list[str]:
-    """The derived columns whose definition is not the models' (or that are gone)."""
+def _check_definitions(connection: Connection) -> tuple[list[str], list[str]]:
+    """(derived columns whose definition is not the models', those of them that are gone)."""
     dialect = connection.dialect
     reflected = {
         c["name"]: c.get("computed") for c in inspect(connection).get_columns("audit_events")
@@ -55,7 +55,12 @@ def redefined_columns(connection: Connection) -> list[str]:
             or bool(computed.get("persisted")) != (dialect.name == "postgresql")
         ):
             redefined.append(column.name)
-    return redefined
+    return redefined, [name for name in redefined if name not in reflected]
+
+
+def redefined_columns(connection: Connection) -> list[str]:
+    """The derived columns whose definition is not the models' (or that are gone)."""
+    return _check_definitions(connection)[0]
 
 
 def _canonical(value: Any) -> str:
@@ -65,14 +70,11 @@ def _canonical(value: Any) -> str:
 async def column_faults(session: AsyncSession) -> list[tuple[int, str]]:
     """(sequence number, what is wrong) for redefined columns; empty when all is as built."""
     connection = await session.connection()
-    redefined = await connection.run_sync(redefined_columns)
+    redefined, missing = await connection.run_sync(_check_definitions)
     if not redefined:
         return []
-    present = await connection.run_sync(
-        lambda c: {column["name"] for column in inspect(c).get_columns("audit_events")}
-    )
     names = ", ".join(redefined)
-    if missing := [name for name in redefined if name not in present]:
+    if missing:
         return [(1, f"the audit log's column(s) {', '.join(missing)} are gone")]
     columns = [getattr(AuditEvent, name) for name in redefined]
     first = 1

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from types import TracebackType
 from typing import Literal
+
+from fake_server import LoopbackServer
 
 __all__ = ["EICAR", "Behaviour", "FakeClamd"]
 
@@ -24,7 +25,7 @@ EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-" + b"ANTIVIRUS-TEST
 Behaviour = Literal["normal", "garbage", "error", "hang", "close", "early_ok"]
 
 
-class FakeClamd:
+class FakeClamd(LoopbackServer):
     """Records every stream it received in full, in `received`."""
 
     def __init__(
@@ -34,44 +35,13 @@ class FakeClamd:
         size_limit: int = 25 * 1024 * 1024,
         unix_socket: str | None = None,
     ) -> None:
+        super().__init__(unix_socket=unix_socket)
         self.behaviour = behaviour
         self.size_limit = size_limit
-        self.unix_socket = unix_socket
-        self.port = 0
         self.received: list[bytes] = []
         self.connections = 0
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> FakeClamd:
-        if self.unix_socket is not None:
-            self._server = await asyncio.start_unix_server(self._handle, path=self.unix_socket)
-        else:
-            self._server = await asyncio.start_server(self._handle, host="127.0.0.1", port=0)
-            self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for handler in self._handlers:
-            handler.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def idle(self) -> None:
-        """Return once every connection open now has ended."""
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
             command = await reader.readuntil(b"\0")
@@ -81,11 +51,6 @@ class FakeClamd:
                 await self._instream(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the client went away; so does this connection
-        finally:
-            self._handlers.discard(task)
-            writer.close()  # after what was written: clamd's answer must reach the client
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
 
     async def _instream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.behaviour == "early_ok":

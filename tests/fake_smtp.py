@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import email
 import email.policy
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from types import TracebackType
+
+from fake_server import LoopbackServer
 
 __all__ = ["FakeSmtp", "Received"]
 
@@ -37,86 +37,57 @@ class Received:
         return str(part.get_content())
 
 
-class FakeSmtp:
+class FakeSmtp(LoopbackServer):
     def __init__(self) -> None:
-        self.port = 0
+        super().__init__()
         self.failing = False
         self.received: list[Received] = []
         self.logins: list[tuple[str, str]] = []
         self.refused = 0
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> FakeSmtp:
-        self._server = await asyncio.start_server(self._handle, host="127.0.0.1", port=0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for handler in self._handlers:
-            handler.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async def say(line: str) -> None:
             writer.write(line.encode() + b"\r\n")
             await writer.drain()
 
         mail_from, rcpt_to = "", []
-        try:
-            await say("220 fake-smtp ESMTP ready")
-            while line := await reader.readline():
-                command = line.decode().rstrip("\r\n")
-                verb = command.split(" ", 1)[0].upper()
-                if verb == "EHLO":
-                    await say("250-fake-smtp")
-                    await say("250 AUTH PLAIN")
-                elif verb == "HELO" or verb == "NOOP":
-                    await say("250 ok")
-                elif verb == "AUTH":
-                    _, user, password = base64.b64decode(command.split()[2]).decode().split("\0")
-                    self.logins.append((user, password))
-                    await say("235 2.7.0 authenticated")
-                elif verb == "MAIL":
-                    if self.failing:
-                        self.refused += 1
-                        await say("451 4.3.0 try again later")
-                        continue
-                    mail_from, rcpt_to = command.split(":", 1)[1].strip().strip("<>"), []
-                    await say("250 ok")
-                elif verb == "RCPT":
-                    rcpt_to.append(command.split(":", 1)[1].strip().strip("<>"))
-                    await say("250 ok")
-                elif verb == "DATA":
-                    await say("354 end with .")
-                    data = bytearray()
-                    while (chunk := await reader.readline()) not in (b".\r\n", b""):
-                        data += chunk[1:] if chunk.startswith(b"..") else chunk
-                    parsed = email.message_from_bytes(bytes(data), policy=email.policy.default)
-                    assert isinstance(parsed, EmailMessage)
-                    self.received.append(Received(mail_from, list(rcpt_to), parsed))
-                    await say("250 queued")
-                elif verb == "RSET":
-                    mail_from, rcpt_to = "", []
-                    await say("250 ok")
-                elif verb == "QUIT":
-                    await say("221 bye")
-                    break
-                else:
-                    await say("502 command not implemented")
-        finally:
-            with contextlib.suppress(ConnectionError):
-                writer.close()
-                await writer.wait_closed()
+        await say("220 fake-smtp ESMTP ready")
+        while line := await reader.readline():
+            command = line.decode().rstrip("\r\n")
+            verb = command.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                await say("250-fake-smtp")
+                await say("250 AUTH PLAIN")
+            elif verb == "HELO" or verb == "NOOP":
+                await say("250 ok")
+            elif verb == "AUTH":
+                _, user, password = base64.b64decode(command.split()[2]).decode().split("\0")
+                self.logins.append((user, password))
+                await say("235 2.7.0 authenticated")
+            elif verb == "MAIL":
+                if self.failing:
+                    self.refused += 1
+                    await say("451 4.3.0 try again later")
+                    continue
+                mail_from, rcpt_to = command.split(":", 1)[1].strip().strip("<>"), []
+                await say("250 ok")
+            elif verb == "RCPT":
+                rcpt_to.append(command.split(":", 1)[1].strip().strip("<>"))
+                await say("250 ok")
+            elif verb == "DATA":
+                await say("354 end with .")
+                data = bytearray()
+                while (chunk := await reader.readline()) not in (b".\r\n", b""):
+                    data += chunk[1:] if chunk.startswith(b"..") else chunk
+                parsed = email.message_from_bytes(bytes(data), policy=email.policy.default)
+                assert isinstance(parsed, EmailMessage)
+                self.received.append(Received(mail_from, list(rcpt_to), parsed))
+                await say("250 queued")
+            elif verb == "RSET":
+                mail_from, rcpt_to = "", []
+                await say("250 ok")
+            elif verb == "QUIT":
+                await say("221 bye")
+                break
+            else:
+                await say("502 command not implemented")
